@@ -1,0 +1,21 @@
+//! The veltair graph IR: element types, tensors, operators with resolved static attributes,
+//! shape inference and the model graph that the importer builds and every later stage reads.
+
+mod dtype;
+mod error;
+mod graph;
+pub mod infer;
+mod op;
+pub mod shape;
+mod stats;
+mod tensor;
+
+pub use dtype::DType;
+pub use error::IrError;
+pub use graph::{Graph, Node, Value, ValueId};
+pub use op::{
+    BinaryOp, CompareOp, ConvAttrs, CoordMode, NearestMode, Op, PadMode, PoolAttrs, ReduceOp,
+    ResizeAttrs, ResizeMode, SliceAxis, UnaryOp,
+};
+pub use stats::NodeStats;
+pub use tensor::{Tensor, TensorData, TensorType, MAX_ELEMENTS};

@@ -1,0 +1,145 @@
+//! Per-operator conversion of ONNX nodes into IR operators. Operands that fix shapes are
+//! resolved here from constants (or from attributes in older opsets) into static attributes.
+
+mod elementwise;
+mod layout;
+mod nn;
+mod reduce_resize;
+
+use crate::attrs::Attrs;
+use crate::NodeProblem;
+use onnx_protobuf::NodeProto;
+use veltair_ir::{Graph, Op, Tensor, TensorType, ValueId};
+
+/// Every ONNX operator (default domain) the importer converts.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Ceil", "Celu",
+    "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "Div",
+    "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "Gather", "Gelu",
+    "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSigmoid",
+    "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
+    "LessOrEqual", "Log", "LogSoftmax", "LRN", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul",
+    "Neg", "Not", "Or", "Pad", "Pow", "Range", "Reciprocal", "ReduceL1", "ReduceL2",
+    "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",
+    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "Selu", "Shape", "Sigmoid",
+    "Sign", "Sin", "Size", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
+    "Sub", "Sum", "Tanh", "ThresholdedRelu", "Tile", "Transpose", "Unsqueeze", "Where", "Xor",
+];
+
+/// What a node becomes.
+pub enum Lowered {
+    /// An IR operator over these inputs.
+    Op { op: Op, inputs: Vec<Option<Operand>> },
+    /// Outputs known without an operator: existing values (Identity) or constants (Shape).
+    Values(Vec<Produced>),
+}
+
+/// An operator input: an existing value, or a constant made during conversion.
+pub enum Operand {
+    Value(ValueId),
+    Constant(Tensor),
+}
+
+/// One output of a node that needs no operator.
+pub enum Produced {
+    Existing(ValueId),
+    Constant(Tensor),
+}
+
+/// A node under conversion, with its inputs resolved to graph values.
+pub struct NodeCtx<'a> {
+    pub node: &'a NodeProto,
+    pub attrs: Attrs<'a>,
+    pub opset: i64,
+    pub graph: &'a Graph,
+    pub inputs: Vec<Option<ValueId>>,
+    /// Graph inputs (runtime data), to tell the user which operand could be bound.
+    pub graph_inputs: &'a [ValueId],
+}
+
+pub fn invalid(m: impl Into<String>) -> NodeProblem {
+    NodeProblem::Invalid(m.into())
+}
+
+pub fn unsupported(m: impl Into<String>) -> NodeProblem {
+    NodeProblem::Unsupported(m.into())
+}
+
+impl<'a> NodeCtx<'a> {
+    pub fn input(&self, i: usize) -> Option<ValueId> {
+        self.inputs.get(i).copied().flatten()
+    }
+
+    /// Type of a required input.
+    pub fn ty(&self, i: usize) -> Result<&'a TensorType, NodeProblem> {
+        let id = self.input(i).ok_or_else(|| invalid(format!("required input #{i} is missing")))?;
+        Ok(&self.graph.value(id).ty)
+    }
+
+    /// The value of input `i` when present; an error when present but not constant.
+    pub fn constant(&self, i: usize) -> Result<Option<&'a Tensor>, NodeProblem> {
+        let Some(id) = self.input(i) else { return Ok(None) };
+        let v = self.graph.value(id);
+        v.constant
+            .as_ref()
+            .map(Some)
+            .ok_or_else(|| NodeProblem::NeedsConstant { input: v.name.clone(), graph_input: self.graph_inputs.contains(&id) })
+    }
+
+    /// A constant integer operand (shape, axes, pads…) as a list.
+    pub fn int_list(&self, i: usize) -> Result<Option<Vec<i64>>, NodeProblem> {
+        self.constant(i)?.map(|t| t.as_i64_vec(&format!("input #{i}")).map_err(|e| invalid(e.to_string()))).transpose()
+    }
+
+    /// A constant scalar-or-one-element operand as f64.
+    pub fn scalar(&self, i: usize) -> Result<Option<f64>, NodeProblem> {
+        match self.constant(i)? {
+            None => Ok(None),
+            Some(t) if t.numel() == 1 => Ok(Some(t.data().to_f64_vec()[0])),
+            Some(t) => Err(invalid(format!("input #{i} must hold one value, has shape {:?}", t.shape()))),
+        }
+    }
+
+    /// Number of outputs the node declares.
+    pub fn n_outputs(&self) -> usize {
+        self.node.output.len()
+    }
+
+    /// True when output `i` is declared and used by name.
+    pub fn wants_output(&self, i: usize) -> bool {
+        self.node.output.get(i).is_some_and(|n| !n.is_empty())
+    }
+
+    /// The node as an IR operator over the given input positions.
+    pub fn op(&self, op: Op, positions: &[usize]) -> Lowered {
+        Lowered::Op { op, inputs: positions.iter().map(|&i| self.input(i).map(Operand::Value)).collect() }
+    }
+
+    /// The node as an IR operator over all of its inputs.
+    pub fn op_all(&self, op: Op) -> Lowered {
+        Lowered::Op { op, inputs: self.inputs.iter().map(|i| i.map(Operand::Value)).collect() }
+    }
+}
+
+/// Converts one node.
+pub fn convert(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
+    let op = ctx.node.op_type.as_str();
+    if let Some(l) = elementwise::convert(op, ctx)? {
+        return Ok(l);
+    }
+    if let Some(l) = nn::convert(op, ctx)? {
+        return Ok(l);
+    }
+    if let Some(l) = layout::convert(op, ctx)? {
+        return Ok(l);
+    }
+    if let Some(l) = reduce_resize::convert(op, ctx)? {
+        return Ok(l);
+    }
+    Err(unsupported(format!("operator {op}")))
+}
+
+/// Normalises a possibly negative axis against `rank`.
+pub fn axis(a: i64, rank: usize) -> Result<usize, NodeProblem> {
+    veltair_ir::shape::normalize_axis(a, rank, "axis").map_err(|e| invalid(e.to_string()))
+}

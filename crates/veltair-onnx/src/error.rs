@@ -1,0 +1,104 @@
+//! Import errors. Each names what failed (file, node, operator, opset) and what was expected;
+//! a model with several unsupported operators lists them all in one error.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// An operator the importer does not handle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnsupportedOp {
+    pub node: String,
+    pub op: String,
+    pub domain: String,
+}
+
+/// What went wrong with one node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeProblem {
+    /// The node is malformed or its shapes do not fit.
+    Invalid(String),
+    /// A feature of the node (attribute value, element type) that veltair does not support.
+    Unsupported(String),
+    /// An operand that fixes a shape is not a compile-time constant. When it is a graph input,
+    /// binding it with `ImportOptions::input_values` makes it one.
+    NeedsConstant { input: String, graph_input: bool },
+}
+
+/// Why a model could not be imported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportError {
+    Io { path: PathBuf, message: String },
+    /// The bytes are not a readable ONNX protobuf (corrupt or truncated file).
+    Parse(String),
+    /// The graph's structure is broken (missing input, cycle, duplicate names, …).
+    Model(String),
+    Unsupported { opset: i64, ops: Vec<UnsupportedOp> },
+    Node { node: String, op: String, opset: i64, problem: NodeProblem },
+    /// An initializer that cannot be read.
+    Initializer { name: String, problem: NodeProblem },
+    /// A graph input or output whose type is unusable or not pinned.
+    Signature { name: String, message: String },
+}
+
+impl ImportError {
+    /// True when the model uses something veltair does not support (rather than being broken).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            ImportError::Unsupported { .. }
+                | ImportError::Node { problem: NodeProblem::Unsupported(_), .. }
+                | ImportError::Initializer { problem: NodeProblem::Unsupported(_), .. }
+        )
+    }
+
+    /// Graph inputs that would have to be bound to values for the import to succeed.
+    pub fn inputs_needing_values(&self) -> Vec<String> {
+        match self {
+            ImportError::Node { problem: NodeProblem::NeedsConstant { input, graph_input: true }, .. } => {
+                vec![input.clone()]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::Io { path, message } => write!(f, "cannot read {}: {message}", path.display()),
+            ImportError::Parse(m) => write!(f, "not a valid ONNX model: {m}"),
+            ImportError::Model(m) => write!(f, "invalid model: {m}"),
+            ImportError::Unsupported { opset, ops } => {
+                write!(f, "{} node(s) use operators veltair does not support (opset {opset}):", ops.len())?;
+                for o in ops {
+                    let domain = if o.domain.is_empty() { String::new() } else { format!(" in domain '{}'", o.domain) };
+                    write!(f, "\n  node '{}': {}{}", o.node, o.op, domain)?;
+                }
+                Ok(())
+            }
+            ImportError::Node { node, op, opset, problem } => {
+                write!(f, "node '{node}' ({op}, opset {opset}): ")?;
+                match problem {
+                    NodeProblem::Invalid(m) => write!(f, "{m}"),
+                    NodeProblem::Unsupported(m) => write!(f, "unsupported: {m}"),
+                    NodeProblem::NeedsConstant { input, graph_input: true } => write!(
+                        f,
+                        "operand '{input}' determines a shape but is a graph input; its value must be fixed at compile time"
+                    ),
+                    NodeProblem::NeedsConstant { input, graph_input: false } => write!(
+                        f,
+                        "operand '{input}' determines a shape but is computed from runtime data; veltair needs static shapes"
+                    ),
+                }
+            }
+            ImportError::Initializer { name, problem } => match problem {
+                NodeProblem::Unsupported(m) => write!(f, "initializer '{name}': unsupported: {m}"),
+                NodeProblem::Invalid(m) => write!(f, "initializer '{name}': {m}"),
+                NodeProblem::NeedsConstant { .. } => write!(f, "initializer '{name}' is unreadable"),
+            },
+            ImportError::Signature { name, message } => write!(f, "graph input/output '{name}': {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}

@@ -1,0 +1,115 @@
+//! Resize (nearest, linear, cubic), applied one axis at a time from the last axis to the first,
+//! which matches the ONNX reference's recursive N-D interpolation. Computed in f64.
+
+use crate::elementwise::cast_data;
+use veltair_ir::{CoordMode, IrError, NearestMode, ResizeAttrs, ResizeMode, Tensor, TensorData};
+
+/// Input taps for one output position: `(input index, weight)`, or `None` to emit the
+/// extrapolation value.
+type Taps = Option<Vec<(usize, f64)>>;
+
+/// The input coordinate that output coordinate `x` maps back to on `axis`.
+fn source_coord(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: usize) -> f64 {
+    let (x, scale, in_f, out_f) = (x as f64, r.scales[axis] as f64, input as f64, output as f64);
+    match r.coord {
+        CoordMode::HalfPixel => (x + 0.5) / scale - 0.5,
+        CoordMode::HalfPixelSymmetric => {
+            let adjustment = out_f / (scale * in_f);
+            let center = in_f / 2.0;
+            center * (1.0 - adjustment) + (x + 0.5) / scale - 0.5
+        }
+        CoordMode::PytorchHalfPixel => if output > 1 { (x + 0.5) / scale - 0.5 } else { 0.0 },
+        CoordMode::AlignCorners => if output == 1 { 0.0 } else { x * (in_f - 1.0) / (out_f - 1.0) },
+        CoordMode::Asymmetric => x / scale,
+        CoordMode::TfCropAndResize => {
+            let (start, end) = (r.roi[axis] as f64, r.roi[axis + r.scales.len()] as f64);
+            if output > 1 {
+                start * (in_f - 1.0) + x * (end - start) * (in_f - 1.0) / (out_f - 1.0)
+            } else {
+                0.5 * (start + end) * (in_f - 1.0)
+            }
+        }
+    }
+}
+
+fn nearest_index(mode: NearestMode, c: f64) -> f64 {
+    match mode {
+        NearestMode::RoundPreferFloor => if c.fract().abs() == 0.5 { c.floor() } else { c.round() },
+        NearestMode::RoundPreferCeil => if c.fract().abs() == 0.5 { c.ceil() } else { c.round() },
+        NearestMode::Floor => c.floor(),
+        NearestMode::Ceil => c.ceil(),
+    }
+}
+
+fn cubic_weight(t: f64, a: f64) -> f64 {
+    let t = t.abs();
+    if t <= 1.0 {
+        (a + 2.0) * t.powi(3) - (a + 3.0) * t * t + 1.0
+    } else if t < 2.0 {
+        a * t.powi(3) - 5.0 * a * t * t + 8.0 * a * t - 4.0 * a
+    } else {
+        0.0
+    }
+}
+
+fn taps(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: usize) -> Taps {
+    let c = source_coord(r, axis, x, input, output);
+    let last = input as f64 - 1.0;
+    if r.coord == CoordMode::TfCropAndResize && !(0.0..=last).contains(&c) {
+        return None;
+    }
+    let clamp = |i: i64| i.clamp(0, input as i64 - 1) as usize;
+    if r.mode == ResizeMode::Nearest {
+        return Some(vec![(clamp(nearest_index(r.nearest, c) as i64), 1.0)]);
+    }
+    let base = c.floor();
+    let frac = c - base;
+    let b = base as i64;
+    let raw: Vec<(i64, f64)> = match r.mode {
+        ResizeMode::Linear => vec![(b, 1.0 - frac), (b + 1, frac)],
+        _ => {
+            let a = r.cubic_coeff_a as f64;
+            (-1..=2).map(|k| (b + k, cubic_weight(frac - k as f64, a))).collect()
+        }
+    };
+    let inside = |i: i64| i >= 0 && i < input as i64;
+    let mut weighted: Vec<(usize, f64)> = raw
+        .iter()
+        .filter(|(i, _)| !r.exclude_outside || inside(*i))
+        .map(|&(i, w)| (clamp(i), w))
+        .collect();
+    if r.exclude_outside {
+        let total: f64 = weighted.iter().map(|t| t.1).sum();
+        weighted.iter_mut().for_each(|t| t.1 /= total);
+    }
+    Some(weighted)
+}
+
+/// Resizes `x` to `r.out_shape`.
+pub fn resize(r: &ResizeAttrs, x: &Tensor) -> Result<Tensor, IrError> {
+    let mut shape = x.shape().to_vec();
+    let mut data = x.data().to_f64_vec();
+    for axis in (0..shape.len()).rev() {
+        let (input, output) = (shape[axis], r.out_shape[axis]);
+        if input == 0 {
+            return Err(IrError::value("Resize of an empty axis"));
+        }
+        let outer: usize = shape[..axis].iter().product();
+        let inner: usize = shape[axis + 1..].iter().product();
+        let plan: Vec<Taps> = (0..output).map(|o| taps(r, axis, o, input, output)).collect();
+        let mut next = Vec::with_capacity(outer * output * inner);
+        for o in 0..outer {
+            for t in &plan {
+                for i in 0..inner {
+                    next.push(match t {
+                        None => r.extrapolation_value as f64,
+                        Some(ts) => ts.iter().map(|&(k, w)| w * data[(o * input + k) * inner + i]).sum(),
+                    });
+                }
+            }
+        }
+        shape[axis] = output;
+        data = next;
+    }
+    Tensor::new(shape, cast_data(&TensorData::F64(data), x.dtype()))
+}
