@@ -94,6 +94,26 @@ impl Graph {
         Ok(outputs)
     }
 
+    /// The graph inputs that value `id` is computed from.
+    pub fn input_ancestors(&self, id: ValueId) -> Vec<ValueId> {
+        let mut seen = vec![false; self.values.len()];
+        let mut stack = vec![id];
+        let mut found = Vec::new();
+        while let Some(v) = stack.pop() {
+            if std::mem::replace(&mut seen[v.0], true) {
+                continue;
+            }
+            if self.inputs.contains(&v) {
+                found.push(v);
+            }
+            if let Some(node) = self.nodes.iter().find(|n| n.outputs.contains(&v)) {
+                stack.extend(node.inputs.iter().flatten());
+            }
+        }
+        found.sort();
+        found
+    }
+
     /// Total size in bytes of all constant values (weights and folded constants).
     pub fn weight_bytes(&self) -> usize {
         self.values.iter().filter_map(|v| v.constant.as_ref()).map(Tensor::byte_size).sum()

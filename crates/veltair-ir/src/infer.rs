@@ -75,7 +75,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         }
         Op::Tile(repeats) => vec![tile(input(inputs, 0)?, repeats)?],
         Op::Pad { begin, end, .. } => vec![pad(input(inputs, 0)?, begin, end)?],
-        Op::Reduce { axes, keepdims, .. } => vec![reduce(input(inputs, 0)?, axes, *keepdims)?],
+        Op::Reduce { op, axes, keepdims } => vec![reduce(*op, input(inputs, 0)?, axes, *keepdims)?],
         Op::Resize(r) => {
             let x = input(inputs, 0)?;
             if r.out_shape.len() != x.rank() || r.scales.len() != x.rank() {
@@ -476,7 +476,7 @@ fn pad(x: &TensorType, begin: &[i64], end: &[i64]) -> Result<TensorType, IrError
     Ok(TensorType::new(x.dtype, shape))
 }
 
-fn reduce(x: &TensorType, axes: &[usize], keepdims: bool) -> Result<TensorType, IrError> {
+fn reduce(op: crate::ReduceOp, x: &TensorType, axes: &[usize], keepdims: bool) -> Result<TensorType, IrError> {
     let mut shape = Vec::new();
     for &a in axes {
         axis_in(a, x.rank(), "Reduce")?;
@@ -490,7 +490,7 @@ fn reduce(x: &TensorType, axes: &[usize], keepdims: bool) -> Result<TensorType, 
             shape.push(d);
         }
     }
-    if x.dtype == DType::Bool {
+    if x.dtype == DType::Bool && !matches!(op, crate::ReduceOp::Max | crate::ReduceOp::Min) {
         return Err(IrError::dtype(x.dtype, "Reduce"));
     }
     Ok(TensorType::new(x.dtype, shape))

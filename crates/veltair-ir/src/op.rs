@@ -164,6 +164,8 @@ pub struct ResizeAttrs {
     /// Region of interest for `TfCropAndResize`: starts then ends, one per axis.
     pub roi: Vec<f32>,
     pub cubic_coeff_a: f32,
+    /// Widen the linear/cubic filter by 1/scale when downsampling.
+    pub antialias: bool,
     pub exclude_outside: bool,
     pub extrapolation_value: f32,
 }

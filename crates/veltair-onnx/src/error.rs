@@ -19,9 +19,9 @@ pub enum NodeProblem {
     Invalid(String),
     /// A feature of the node (attribute value, element type) that veltair does not support.
     Unsupported(String),
-    /// An operand that fixes a shape is not a compile-time constant. When it is a graph input,
-    /// binding it with `ImportOptions::input_values` makes it one.
-    NeedsConstant { input: String, graph_input: bool },
+    /// An operand that fixes a shape is not a compile-time constant. It is computed from the
+    /// listed graph inputs (if any); binding them with `ImportOptions::input_values` fixes it.
+    NeedsConstant { input: String, from_inputs: Vec<String> },
 }
 
 /// Why a model could not be imported.
@@ -54,9 +54,7 @@ impl ImportError {
     /// Graph inputs that would have to be bound to values for the import to succeed.
     pub fn inputs_needing_values(&self) -> Vec<String> {
         match self {
-            ImportError::Node { problem: NodeProblem::NeedsConstant { input, graph_input: true }, .. } => {
-                vec![input.clone()]
-            }
+            ImportError::Node { problem: NodeProblem::NeedsConstant { from_inputs, .. }, .. } => from_inputs.clone(),
             _ => Vec::new(),
         }
     }
@@ -81,13 +79,13 @@ impl fmt::Display for ImportError {
                 match problem {
                     NodeProblem::Invalid(m) => write!(f, "{m}"),
                     NodeProblem::Unsupported(m) => write!(f, "unsupported: {m}"),
-                    NodeProblem::NeedsConstant { input, graph_input: true } => write!(
+                    NodeProblem::NeedsConstant { input, from_inputs } if from_inputs.is_empty() => {
+                        write!(f, "operand '{input}' determines a shape but is not a compile-time constant")
+                    }
+                    NodeProblem::NeedsConstant { input, from_inputs } => write!(
                         f,
-                        "operand '{input}' determines a shape but is a graph input; its value must be fixed at compile time"
-                    ),
-                    NodeProblem::NeedsConstant { input, graph_input: false } => write!(
-                        f,
-                        "operand '{input}' determines a shape but is computed from runtime data; veltair needs static shapes"
+                        "operand '{input}' determines a shape but is computed from graph input(s) {}; their values must be fixed at compile time",
+                        from_inputs.join(", ")
                     ),
                 }
             }

@@ -68,14 +68,26 @@ impl OnnxModel {
             .ok_or_else(|| ImportError::Model("the model declares no opset for the default ONNX domain".into()))
     }
 
+    /// Nodes whose operator (or domain) the importer does not support.
+    pub fn unsupported_ops(&self) -> Vec<UnsupportedOp> {
+        self.graph()
+            .node
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !(n.domain.is_empty() || n.domain == "ai.onnx") || !SUPPORTED_OPS.contains(&n.op_type.as_str()))
+            .map(|(i, n)| UnsupportedOp { node: label(i, &n.name), op: n.op_type.clone(), domain: n.domain.clone() })
+            .collect()
+    }
+
     /// Imports the model into the IR.
     pub fn import(&self, opts: &ImportOptions) -> Result<Graph, ImportError> {
         Importer::new(self, opts)?.run()
     }
 
-    /// Imports with shapes taken from sample inputs (unless `opts` pins them) and, where an
-    /// input determines a shape (a Reshape target fed as a graph input, say), binds that input
-    /// to its sample value. Returns the graph and the names of the inputs bound to values.
+    /// Imports with shapes taken from sample inputs (unless `opts` pins them) and, where inputs
+    /// determine a shape or a static attribute (a Reshape target or Resize scales fed as graph
+    /// inputs, say), binds them to their sample values. Returns the graph and the names of the
+    /// inputs bound.
     pub fn import_for_samples(
         &self,
         opts: &ImportOptions,
@@ -142,19 +154,13 @@ impl<'a> Importer<'a> {
 
     /// Lists every node whose operator is not supported, all at once.
     fn check_supported(&self, g: &GraphProto) -> Result<(), ImportError> {
-        let ops: Vec<UnsupportedOp> = g
-            .node
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| !(n.domain.is_empty() || n.domain == "ai.onnx") || !SUPPORTED_OPS.contains(&n.op_type.as_str()))
-            .map(|(i, n)| UnsupportedOp { node: label(i, &n.name), op: n.op_type.clone(), domain: n.domain.clone() })
-            .collect();
         if !g.sparse_initializer.is_empty() {
             return Err(ImportError::Initializer {
                 name: g.sparse_initializer[0].values.name.clone(),
                 problem: NodeProblem::Unsupported("sparse initializers".into()),
             });
         }
+        let ops = self.model.unsupported_ops();
         if ops.is_empty() { Ok(()) } else { Err(ImportError::Unsupported { opset: self.opset, ops }) }
     }
 
@@ -218,7 +224,7 @@ impl<'a> Importer<'a> {
                 n => Some(*self.names.get(n).ok_or_else(|| err(NodeProblem::Invalid(format!("input '{n}' is not defined"))))?),
             });
         }
-        let ctx = NodeCtx { node, attrs: Attrs::new(node), opset: self.opset, graph: &self.graph, inputs, graph_inputs: &self.graph.inputs };
+        let ctx = NodeCtx { node, attrs: Attrs::new(node), opset: self.opset, graph: &self.graph, inputs };
         let lowered = convert(&ctx).map_err(err)?;
         match lowered {
             Lowered::Values(values) => {

@@ -3,7 +3,7 @@
 
 use crate::elementwise::cast_data;
 use veltair_ir::shape::strides;
-use veltair_ir::{IrError, ReduceOp, Tensor, TensorData, TensorType};
+use veltair_ir::{DType, IrError, ReduceOp, Tensor, TensorData, TensorType};
 
 /// Reduces `x` over `axes` into the (already inferred) output type.
 pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], out: TensorType) -> Result<Tensor, IrError> {
@@ -50,5 +50,10 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], out: TensorType) -> Resu
             _ => *a,
         };
     }
-    Tensor::new(out.shape, cast_data(&TensorData::F64(acc), x.dtype()))
+    let data = match x.dtype() {
+        // Empty Max/Min over bool leave ∓inf: the identities false and true.
+        DType::Bool => TensorData::Bool(acc.iter().map(|&v| v > 0.5).collect()),
+        dtype => cast_data(&TensorData::F64(acc), dtype),
+    };
+    Tensor::new(out.shape, data)
 }

@@ -8,26 +8,25 @@ use veltair_ir::{CoordMode, IrError, NearestMode, ResizeAttrs, ResizeMode, Tenso
 /// extrapolation value.
 type Taps = Option<Vec<(usize, f64)>>;
 
-/// The input coordinate that output coordinate `x` maps back to on `axis`.
+/// The input coordinate that output coordinate `x` maps back to on `axis`. Like the ONNX
+/// reference, the "output width" in the formulas is `scale * input` (not the rounded size).
 fn source_coord(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: usize) -> f64 {
-    let (x, scale, in_f, out_f) = (x as f64, r.scales[axis] as f64, input as f64, output as f64);
+    let (x, scale, in_f) = (x as f64, r.scales[axis] as f64, input as f64);
+    let out_f = scale * in_f;
     match r.coord {
         CoordMode::HalfPixel => (x + 0.5) / scale - 0.5,
         CoordMode::HalfPixelSymmetric => {
-            let adjustment = out_f / (scale * in_f);
+            let adjustment = output as f64 / out_f;
             let center = in_f / 2.0;
             center * (1.0 - adjustment) + (x + 0.5) / scale - 0.5
         }
-        CoordMode::PytorchHalfPixel => if output > 1 { (x + 0.5) / scale - 0.5 } else { 0.0 },
-        CoordMode::AlignCorners => if output == 1 { 0.0 } else { x * (in_f - 1.0) / (out_f - 1.0) },
+        CoordMode::PytorchHalfPixel => if out_f == 1.0 { -0.5 } else { (x + 0.5) / scale - 0.5 },
+        CoordMode::AlignCorners => if out_f == 1.0 { 0.0 } else { x * (in_f - 1.0) / (out_f - 1.0) },
         CoordMode::Asymmetric => x / scale,
         CoordMode::TfCropAndResize => {
             let (start, end) = (r.roi[axis] as f64, r.roi[axis + r.scales.len()] as f64);
-            if output > 1 {
-                start * (in_f - 1.0) + x * (end - start) * (in_f - 1.0) / (out_f - 1.0)
-            } else {
-                0.5 * (start + end) * (in_f - 1.0)
-            }
+            let span = if out_f == 1.0 { (end - start) * (in_f - 1.0) / 2.0 } else { x * (end - start) * (in_f - 1.0) / (out_f - 1.0) };
+            span + start * (in_f - 1.0)
         }
     }
 }
@@ -62,15 +61,24 @@ fn taps(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: usize) -> 
     if r.mode == ResizeMode::Nearest {
         return Some(vec![(clamp(nearest_index(r.nearest, c) as i64), 1.0)]);
     }
-    let base = c.floor();
+    // As in the ONNX reference: `base` is the input index left of `c`, `frac` in (0, 1].
+    let base = c.ceil() - 1.0;
     let frac = c - base;
     let b = base as i64;
-    let raw: Vec<(i64, f64)> = match r.mode {
-        ResizeMode::Linear => vec![(b, 1.0 - frac), (b + 1, frac)],
-        _ => {
-            let a = r.cubic_coeff_a as f64;
-            (-1..=2).map(|k| (b + k, cubic_weight(frac - k as f64, a))).collect()
-        }
+    let a = r.cubic_coeff_a as f64;
+    let kernel = |t: f64| if r.mode == ResizeMode::Linear { (1.0 - t.abs()).max(0.0) } else { cubic_weight(t, a) };
+    let raw: Vec<(i64, f64)> = if r.antialias {
+        // The filter is stretched by 1/scale when downsampling and its weights normalised.
+        let s = (r.scales[axis] as f64).min(1.0);
+        let support = if r.mode == ResizeMode::Linear { 1.0 } else { 2.0 };
+        let start = (-support / s).floor() as i64 + 1;
+        let taps: Vec<(i64, f64)> = (start..2 - start).map(|k| (b + k, kernel((k as f64 - frac) * s))).collect();
+        let total: f64 = taps.iter().map(|t| t.1).sum();
+        taps.into_iter().map(|(i, w)| (i, w / total)).collect()
+    } else if r.mode == ResizeMode::Linear {
+        vec![(b, 1.0 - frac), (b + 1, frac)]
+    } else {
+        (-1..=2).map(|k| (b + k, kernel(frac - k as f64))).collect()
     };
     let inside = |i: i64| i >= 0 && i < input as i64;
     let mut weighted: Vec<(usize, f64)> = raw

@@ -12,6 +12,11 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
     Ok(Some(match op {
         "Identity" => forward(ctx)?,
         "Dropout" => {
+            let training = ctx.opset >= 12 && ctx.scalar(2)?.is_some_and(|t| t != 0.0);
+            let ratio = if ctx.opset >= 12 { ctx.scalar(1)?.unwrap_or(0.5) } else { ctx.attrs.float_or("ratio", 0.5)? as f64 };
+            if training && ratio != 0.0 {
+                return Err(unsupported("Dropout in training mode (random masks)"));
+            }
             let mut out = vec![Produced::Existing(ctx.input(0).ok_or_else(|| invalid("missing input"))?)];
             if ctx.wants_output(1) {
                 let ty = ctx.ty(0)?;

@@ -53,8 +53,6 @@ pub struct NodeCtx<'a> {
     pub opset: i64,
     pub graph: &'a Graph,
     pub inputs: Vec<Option<ValueId>>,
-    /// Graph inputs (runtime data), to tell the user which operand could be bound.
-    pub graph_inputs: &'a [ValueId],
 }
 
 pub fn invalid(m: impl Into<String>) -> NodeProblem {
@@ -80,10 +78,10 @@ impl<'a> NodeCtx<'a> {
     pub fn constant(&self, i: usize) -> Result<Option<&'a Tensor>, NodeProblem> {
         let Some(id) = self.input(i) else { return Ok(None) };
         let v = self.graph.value(id);
-        v.constant
-            .as_ref()
-            .map(Some)
-            .ok_or_else(|| NodeProblem::NeedsConstant { input: v.name.clone(), graph_input: self.graph_inputs.contains(&id) })
+        v.constant.as_ref().map(Some).ok_or_else(|| {
+            let from_inputs = self.graph.input_ancestors(id).into_iter().map(|a| self.graph.value(a).name.clone()).collect();
+            NodeProblem::NeedsConstant { input: v.name.clone(), from_inputs }
+        })
     }
 
     /// A constant integer operand (shape, axes, pads…) as a list.

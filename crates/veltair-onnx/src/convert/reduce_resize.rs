@@ -47,9 +47,6 @@ fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let a = &ctx.attrs;
     let shape = ctx.ty(0)?.shape.clone();
     let rank = shape.len();
-    if a.int_or("antialias", 0)? != 0 {
-        return Err(unsupported("Resize with antialias"));
-    }
     let mode = match a.string_or("mode", "nearest")?.as_str() {
         "nearest" => ResizeMode::Nearest,
         "linear" | "bilinear" => ResizeMode::Linear,
@@ -155,6 +152,7 @@ fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
         scales,
         roi,
         cubic_coeff_a: a.float_or("cubic_coeff_a", -0.75)?,
+        antialias: a.int_or("antialias", 0)? != 0,
         exclude_outside: a.int_or("exclude_outside", 0)? != 0,
         extrapolation_value: a.float_or("extrapolation_value", 0.0)?,
     };
