@@ -4,7 +4,8 @@ Six models are built op by op with onnx.helper: resnet50, googlenet, mobilenetv2
 efficientnet_b0, tiny_yolov2 and bert_base. Each comes in two variants of identical
 structure, ops and opset:
 
-  full   models/full/<name>.onnx (git-ignored): real sizes, for benchmarking.
+  full   models/full/<name>/model.onnx + test_data_set_0/ (git-ignored): real sizes, for
+         benchmarking and for checking the evaluator at full size.
   small  models/small/<name>/model.onnx (committed): reduced width/resolution/depth, plus
          test_data_set_0/{input,output}_N.pb (ONNX backend-test layout) with seeded inputs
          and the outputs of onnxruntime (CPU, graph optimisations off, one thread).
@@ -475,17 +476,14 @@ def generate(name: str, variant: str, out_dir: Path) -> None:
     model, cfg = build(name, variant)
     feeds = sample_inputs(model, cfg, np.random.default_rng(seed_of(name, variant, "inputs")))
     data = model.SerializeToString()
-    if variant == "small":
-        model_dir = out_dir / "small" / name
-        shutil.rmtree(model_dir, ignore_errors=True)
-        outputs = session(data, optimize=False).run(None, feeds)
-        write_test_data(model_dir, model, feeds, outputs)
-        path, timing = model_dir / "model.onnx", ""
-    else:
-        path = out_dir / "full" / f"{name}.onnx"
-        path.parent.mkdir(parents=True, exist_ok=True)
+    model_dir = out_dir / variant / name
+    shutil.rmtree(model_dir, ignore_errors=True)
+    outputs = session(data, optimize=False).run(None, feeds)
+    write_test_data(model_dir, model, feeds, outputs)
+    path, timing = model_dir / "model.onnx", ""
+    if variant == "full":
         sess = session(data, optimize=True)
-        outputs = sess.run(None, feeds)  # also the warm-up run
+        sess.run(None, feeds)  # warm-up
         timing = f", ORT 1-thread median {median_ms(sess, feeds):.1f} ms"
     path.write_bytes(data)
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type == FLOAT)

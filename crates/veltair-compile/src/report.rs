@@ -55,7 +55,11 @@ fn io(graph: &Graph, ids: &[veltair_ir::ValueId]) -> Vec<Value> {
 
 /// JSON-safe number (infinite errors become null).
 fn num(x: f64) -> Value {
-    if x.is_finite() { json!(x) } else { Value::Null }
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
 }
 
 impl CheckReport {
@@ -107,14 +111,29 @@ pub fn print_text(r: &CheckReport, graph: &Graph) {
         }
     }
     if !r.bound_inputs.is_empty() {
-        println!("  inputs fixed to their data values (they determine shapes): {}", r.bound_inputs.join(", "));
+        println!(
+            "  inputs fixed to their data values (they determine shapes): {}",
+            r.bound_inputs.join(", ")
+        );
     }
-    let name_w = r.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).clamp(4, 40);
+    let name_w = r
+        .layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
     println!();
-    println!("{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}", "#", "name", "op", "output", "MACs", "params");
+    println!(
+        "{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}",
+        "#", "name", "op", "output", "MACs", "params"
+    );
     for (i, l) in r.layers.iter().enumerate() {
         let name: String = l.name.chars().take(name_w).collect();
-        println!("{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}", i, name, l.op, l.output, l.stats.macs, l.stats.param_bytes);
+        println!(
+            "{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}",
+            i, name, l.op, l.output, l.stats.macs, l.stats.param_bytes
+        );
     }
     println!();
     println!(
@@ -130,7 +149,10 @@ pub fn print_text(r: &CheckReport, graph: &Graph) {
             let verdict = if o.cmp.ok { "ok" } else { "MISMATCH" };
             match &o.cmp.mismatch {
                 Some(m) => println!("  {:24} {verdict}: {m}", o.name),
-                None => println!("  {:24} {verdict}  max abs err {:.3e}, max rel err {:.3e}", o.name, o.cmp.max_abs, o.cmp.max_rel),
+                None => println!(
+                    "  {:24} {verdict}  max abs err {:.3e}, max rel err {:.3e}",
+                    o.name, o.cmp.max_abs, o.cmp.max_rel
+                ),
             }
         }
     }

@@ -10,10 +10,15 @@ use crate::{DType, IrError, Op, TensorType, UnaryOp};
 pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>, IrError> {
     let out = match op {
         Op::Conv(a) => vec![conv(a, inputs, false, &[])?],
-        Op::ConvTranspose { conv: a, output_padding } => {
+        Op::ConvTranspose {
+            conv: a,
+            output_padding,
+        } => {
             vec![conv(a, inputs, true, output_padding)?]
         }
-        Op::Gemm { trans_a, trans_b, .. } => vec![gemm(inputs, *trans_a, *trans_b)?],
+        Op::Gemm {
+            trans_a, trans_b, ..
+        } => vec![gemm(inputs, *trans_a, *trans_b)?],
         Op::MatMul => vec![matmul(input(inputs, 0)?, input(inputs, 1)?)?],
         Op::Binary(b) => vec![elementwise(inputs, *b == crate::BinaryOp::Pow)?],
         Op::Mean => vec![elementwise(inputs, false)?],
@@ -35,7 +40,9 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Lrn { size, .. } => {
             let x = float_input(inputs, 0, "LRN")?;
             if x.rank() < 3 || *size == 0 {
-                return Err(IrError::shape(format!("LRN needs rank >= 3 and size >= 1, got {x}")));
+                return Err(IrError::shape(format!(
+                    "LRN needs rank >= 3 and size >= 1, got {x}"
+                )));
             }
             vec![x.clone()]
         }
@@ -48,7 +55,9 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::GlobalAveragePool | Op::GlobalMaxPool => {
             let x = float_input(inputs, 0, "global pooling")?;
             if x.rank() < 3 {
-                return Err(IrError::shape(format!("global pooling needs rank >= 3, got {x}")));
+                return Err(IrError::shape(format!(
+                    "global pooling needs rank >= 3, got {x}"
+                )));
             }
             let mut shape = x.shape.clone();
             shape[2..].iter_mut().for_each(|d| *d = 1);
@@ -71,7 +80,10 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Gather { axis } => vec![gather(input(inputs, 0)?, input(inputs, 1)?, *axis)?],
         Op::Expand(shape) => {
             let x = input(inputs, 0)?;
-            vec![TensorType::new(x.dtype, broadcast_shapes(&[&x.shape, shape])?)]
+            vec![TensorType::new(
+                x.dtype,
+                broadcast_shapes(&[&x.shape, shape])?,
+            )]
         }
         Op::Tile(repeats) => vec![tile(input(inputs, 0)?, repeats)?],
         Op::Pad { begin, end, .. } => vec![pad(input(inputs, 0)?, begin, end)?],
@@ -116,14 +128,18 @@ fn float_input<'a>(
 
 fn axis_in(axis: usize, rank: usize, what: &str) -> Result<(), IrError> {
     if axis >= rank {
-        return Err(IrError::attr(format!("{what}: axis {axis} out of range for rank {rank}")));
+        return Err(IrError::attr(format!(
+            "{what}: axis {axis} out of range for rank {rank}"
+        )));
     }
     Ok(())
 }
 
 fn same_dtype(a: &TensorType, b: &TensorType, what: &str) -> Result<(), IrError> {
     if a.dtype != b.dtype {
-        return Err(IrError::shape(format!("{what}: element types differ ({a} vs {b})")));
+        return Err(IrError::shape(format!(
+            "{what}: element types differ ({a} vs {b})"
+        )));
     }
     Ok(())
 }
@@ -140,17 +156,32 @@ fn conv(
     same_dtype(x, w, what)?;
     let nsp = a.kernel.len();
     if x.rank() != nsp + 2 || w.rank() != nsp + 2 {
-        return Err(IrError::shape(format!("{what}: input {x} and weight {w} need rank {}", nsp + 2)));
+        return Err(IrError::shape(format!(
+            "{what}: input {x} and weight {w} need rank {}",
+            nsp + 2
+        )));
     }
-    let lens = [a.strides.len(), a.dilations.len(), a.pads_begin.len(), a.pads_end.len()];
+    let lens = [
+        a.strides.len(),
+        a.dilations.len(),
+        a.pads_begin.len(),
+        a.pads_end.len(),
+    ];
     if lens.iter().any(|&l| l != nsp) || (transpose && output_padding.len() != nsp) {
-        return Err(IrError::attr(format!("{what}: attributes must have {nsp} spatial entries")));
+        return Err(IrError::attr(format!(
+            "{what}: attributes must have {nsp} spatial entries"
+        )));
     }
     if a.group == 0 || a.strides.contains(&0) || a.dilations.contains(&0) || a.kernel.contains(&0) {
-        return Err(IrError::attr(format!("{what}: group, strides, dilations and kernel must be >= 1")));
+        return Err(IrError::attr(format!(
+            "{what}: group, strides, dilations and kernel must be >= 1"
+        )));
     }
     if w.shape[2..] != a.kernel[..] {
-        return Err(IrError::shape(format!("{what}: weight {w} does not match kernel [{}]", format_dims(&a.kernel))));
+        return Err(IrError::shape(format!(
+            "{what}: weight {w} does not match kernel [{}]",
+            format_dims(&a.kernel)
+        )));
     }
     let c = x.shape[1];
     let out_channels = if transpose {
@@ -173,7 +204,9 @@ fn conv(
     };
     if let Some(b) = inputs.get(2).copied().flatten() {
         if b.shape != [out_channels] {
-            return Err(IrError::shape(format!("{what}: bias {b} must have {out_channels} elements")));
+            return Err(IrError::shape(format!(
+                "{what}: bias {b} must have {out_channels} elements"
+            )));
         }
     }
     let mut shape = vec![x.shape[0], out_channels];
@@ -184,7 +217,9 @@ fn conv(
             let full = a.strides[i] * (inp.max(1) - 1) + output_padding[i] + window;
             let pads = a.pads_begin[i] + a.pads_end[i];
             if output_padding[i] >= a.strides[i].max(a.dilations[i]) || full < pads {
-                return Err(IrError::attr(format!("{what}: output_padding/pads do not fit axis {i}")));
+                return Err(IrError::attr(format!(
+                    "{what}: output_padding/pads do not fit axis {i}"
+                )));
             }
             full - pads
         } else {
@@ -207,17 +242,31 @@ fn gemm(inputs: &[Option<&TensorType>], ta: bool, tb: bool) -> Result<TensorType
     let b = input(inputs, 1)?;
     same_dtype(a, b, "Gemm")?;
     if a.rank() != 2 || b.rank() != 2 {
-        return Err(IrError::shape(format!("Gemm needs 2-D inputs, got {a} and {b}")));
+        return Err(IrError::shape(format!(
+            "Gemm needs 2-D inputs, got {a} and {b}"
+        )));
     }
-    let (m, k) = if ta { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
-    let (k2, n) = if tb { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+    let (m, k) = if ta {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let (k2, n) = if tb {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
     if k != k2 {
-        return Err(IrError::shape(format!("Gemm: inner dimensions differ ({a} x {b})")));
+        return Err(IrError::shape(format!(
+            "Gemm: inner dimensions differ ({a} x {b})"
+        )));
     }
     if let Some(c) = inputs.get(2).copied().flatten() {
         let bc = broadcast_shapes(&[&c.shape, &[m, n]])?;
         if bc != [m, n] {
-            return Err(IrError::shape(format!("Gemm: C {c} does not broadcast to [{m}x{n}]")));
+            return Err(IrError::shape(format!(
+                "Gemm: C {c} does not broadcast to [{m}x{n}]"
+            )));
         }
     }
     Ok(TensorType::new(a.dtype, vec![m, n]))
@@ -230,9 +279,15 @@ pub fn matmul(a: &TensorType, b: &TensorType) -> Result<TensorType, IrError> {
         return Err(IrError::shape(format!("MatMul of scalars ({a}, {b})")));
     }
     let k = a.shape[a.rank() - 1];
-    let kb = if b.rank() == 1 { b.shape[0] } else { b.shape[b.rank() - 2] };
+    let kb = if b.rank() == 1 {
+        b.shape[0]
+    } else {
+        b.shape[b.rank() - 2]
+    };
     if k != kb {
-        return Err(IrError::shape(format!("MatMul: inner dimensions differ ({a} x {b})")));
+        return Err(IrError::shape(format!(
+            "MatMul: inner dimensions differ ({a} x {b})"
+        )));
     }
     let a_batch = &a.shape[..a.rank().saturating_sub(2)];
     let b_batch = &b.shape[..b.rank().saturating_sub(2)];
@@ -268,7 +323,10 @@ fn where_(inputs: &[Option<&TensorType>]) -> Result<TensorType, IrError> {
         return Err(IrError::dtype(c.dtype, "Where condition"));
     }
     same_dtype(x, y, "Where")?;
-    Ok(TensorType::new(x.dtype, broadcast_shapes(&[&c.shape, &x.shape, &y.shape])?))
+    Ok(TensorType::new(
+        x.dtype,
+        broadcast_shapes(&[&c.shape, &x.shape, &y.shape])?,
+    ))
 }
 
 fn unary(u: UnaryOp, x: &TensorType) -> Result<TensorType, IrError> {
@@ -305,7 +363,11 @@ fn layer_norm(inputs: &[Option<&TensorType>], axis: usize) -> Result<Vec<TensorT
     Ok(vec![x.clone(), stat.clone(), stat])
 }
 
-fn channel_norm(inputs: &[Option<&TensorType>], n: usize, what: &str) -> Result<TensorType, IrError> {
+fn channel_norm(
+    inputs: &[Option<&TensorType>],
+    n: usize,
+    what: &str,
+) -> Result<TensorType, IrError> {
     let x = float_input(inputs, 0, what)?;
     if x.rank() < 2 {
         return Err(IrError::shape(format!("{what} needs rank >= 2, got {x}")));
@@ -338,7 +400,11 @@ pub fn pooled_extent(
         return None;
     }
     let span = padded - window;
-    let mut out = if ceil_mode { span.div_ceil(stride) + 1 } else { span / stride + 1 };
+    let mut out = if ceil_mode {
+        span.div_ceil(stride) + 1
+    } else {
+        span / stride + 1
+    };
     // A window must start inside the input or its leading padding.
     if ceil_mode && (out - 1) * stride >= input + pad_begin {
         out -= 1;
@@ -349,20 +415,34 @@ pub fn pooled_extent(
 fn pool(p: &crate::PoolAttrs, x: &TensorType) -> Result<TensorType, IrError> {
     let nsp = p.kernel.len();
     if x.rank() != nsp + 2 {
-        return Err(IrError::shape(format!("pooling with a {nsp}-D kernel needs rank {}, got {x}", nsp + 2)));
+        return Err(IrError::shape(format!(
+            "pooling with a {nsp}-D kernel needs rank {}, got {x}",
+            nsp + 2
+        )));
     }
-    let lens = [p.strides.len(), p.dilations.len(), p.pads_begin.len(), p.pads_end.len()];
+    let lens = [
+        p.strides.len(),
+        p.dilations.len(),
+        p.pads_begin.len(),
+        p.pads_end.len(),
+    ];
     if lens.iter().any(|&l| l != nsp) {
-        return Err(IrError::attr(format!("pooling attributes must have {nsp} spatial entries")));
+        return Err(IrError::attr(format!(
+            "pooling attributes must have {nsp} spatial entries"
+        )));
     }
     if p.strides.contains(&0) || p.dilations.contains(&0) || p.kernel.contains(&0) {
-        return Err(IrError::attr("pooling strides, dilations and kernel must be >= 1"));
+        return Err(IrError::attr(
+            "pooling strides, dilations and kernel must be >= 1",
+        ));
     }
     let mut shape = x.shape[..2].to_vec();
     for i in 0..nsp {
         let window = (p.kernel[i] - 1) * p.dilations[i] + 1;
         if p.pads_begin[i] >= window || p.pads_end[i] >= window {
-            return Err(IrError::attr(format!("pooling pad larger than the window on axis {i}")));
+            return Err(IrError::attr(format!(
+                "pooling pad larger than the window on axis {i}"
+            )));
         }
         let d = pooled_extent(
             x.shape[i + 2],
@@ -381,10 +461,19 @@ fn pool(p: &crate::PoolAttrs, x: &TensorType) -> Result<TensorType, IrError> {
 
 fn transpose(x: &TensorType, perm: &[usize]) -> Result<TensorType, IrError> {
     let mut seen = vec![false; x.rank()];
-    if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
-        return Err(IrError::attr(format!("Transpose: {perm:?} is not a permutation for {x}")));
+    if perm.len() != x.rank()
+        || perm
+            .iter()
+            .any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(IrError::attr(format!(
+            "Transpose: {perm:?} is not a permutation for {x}"
+        )));
     }
-    Ok(TensorType::new(x.dtype, perm.iter().map(|&p| x.shape[p]).collect()))
+    Ok(TensorType::new(
+        x.dtype,
+        perm.iter().map(|&p| x.shape[p]).collect(),
+    ))
 }
 
 fn concat(inputs: &[Option<&TensorType>], axis: usize) -> Result<TensorType, IrError> {
@@ -398,7 +487,9 @@ fn concat(inputs: &[Option<&TensorType>], axis: usize) -> Result<TensorType, IrE
         let fits = t.rank() == first.rank()
             && (0..t.rank()).all(|d| d == axis || t.shape[d] == first.shape[d]);
         if !fits {
-            return Err(IrError::shape(format!("Concat on axis {axis}: {t} does not fit {first}")));
+            return Err(IrError::shape(format!(
+                "Concat on axis {axis}: {t} does not fit {first}"
+            )));
         }
         shape[axis] += t.shape[axis];
     }
@@ -432,7 +523,10 @@ fn slice(x: &TensorType, axes: &[crate::SliceAxis]) -> Result<TensorType, IrErro
         let last = s.start as i64 + s.step * (s.len as i64 - 1);
         let fits = s.len == 0 || (s.step != 0 && (s.start as i64) < dim && last >= 0 && last < dim);
         if !fits {
-            return Err(IrError::attr(format!("Slice on axis {} leaves the tensor {x}", s.axis)));
+            return Err(IrError::attr(format!(
+                "Slice on axis {} leaves the tensor {x}",
+                s.axis
+            )));
         }
         shape[s.axis] = s.len;
     }
@@ -453,22 +547,36 @@ fn gather(data: &TensorType, idx: &TensorType, axis: usize) -> Result<TensorType
 
 fn tile(x: &TensorType, repeats: &[usize]) -> Result<TensorType, IrError> {
     if repeats.len() != x.rank() {
-        return Err(IrError::attr(format!("Tile needs {} repeats, got {}", x.rank(), repeats.len())));
+        return Err(IrError::attr(format!(
+            "Tile needs {} repeats, got {}",
+            x.rank(),
+            repeats.len()
+        )));
     }
-    let shape: Vec<usize> = x.shape.iter().zip(repeats).map(|(d, r)| d.saturating_mul(*r)).collect();
+    let shape: Vec<usize> = x
+        .shape
+        .iter()
+        .zip(repeats)
+        .map(|(d, r)| d.saturating_mul(*r))
+        .collect();
     checked_numel(&shape)?;
     Ok(TensorType::new(x.dtype, shape))
 }
 
 fn pad(x: &TensorType, begin: &[i64], end: &[i64]) -> Result<TensorType, IrError> {
     if begin.len() != x.rank() || end.len() != x.rank() {
-        return Err(IrError::attr(format!("Pad needs {} begin and end pads for {x}", x.rank())));
+        return Err(IrError::attr(format!(
+            "Pad needs {} begin and end pads for {x}",
+            x.rank()
+        )));
     }
     let mut shape = Vec::with_capacity(x.rank());
     for i in 0..x.rank() {
         let d = x.shape[i] as i64 + begin[i] + end[i];
         if d < 0 || begin[i].abs() > 1 << 31 || end[i].abs() > 1 << 31 {
-            return Err(IrError::attr(format!("Pad leaves a negative extent on axis {i} of {x}")));
+            return Err(IrError::attr(format!(
+                "Pad leaves a negative extent on axis {i} of {x}"
+            )));
         }
         shape.push(d as usize);
     }
@@ -476,7 +584,12 @@ fn pad(x: &TensorType, begin: &[i64], end: &[i64]) -> Result<TensorType, IrError
     Ok(TensorType::new(x.dtype, shape))
 }
 
-fn reduce(op: crate::ReduceOp, x: &TensorType, axes: &[usize], keepdims: bool) -> Result<TensorType, IrError> {
+fn reduce(
+    op: crate::ReduceOp,
+    x: &TensorType,
+    axes: &[usize],
+    keepdims: bool,
+) -> Result<TensorType, IrError> {
     let mut shape = Vec::new();
     for &a in axes {
         axis_in(a, x.rank(), "Reduce")?;

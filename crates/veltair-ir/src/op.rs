@@ -41,7 +41,9 @@ pub enum BinaryOp {
     Max,
     Min,
     /// Integer or float remainder; `fmod` selects the C (truncated) convention.
-    Mod { fmod: bool },
+    Mod {
+        fmod: bool,
+    },
     And,
     Or,
     Xor,
@@ -80,16 +82,35 @@ pub enum UnaryOp {
     Relu,
     HardSwish,
     Not,
-    LeakyRelu { alpha: f32 },
-    Elu { alpha: f32 },
-    Selu { alpha: f32, gamma: f32 },
-    Celu { alpha: f32 },
-    ThresholdedRelu { alpha: f32 },
-    HardSigmoid { alpha: f32, beta: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    Celu {
+        alpha: f32,
+    },
+    ThresholdedRelu {
+        alpha: f32,
+    },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// Bounds are absent when the model gives none (no clipping on that side).
-    Clip { min: Option<f64>, max: Option<f64> },
+    Clip {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     /// `tanh` selects the tanh approximation; otherwise the exact erf form.
-    Gelu { tanh: bool },
+    Gelu {
+        tanh: bool,
+    },
 }
 
 /// Reductions over a set of axes.
@@ -176,9 +197,17 @@ pub enum Op {
     /// Inputs: x, weight, optional bias.
     Conv(ConvAttrs),
     /// Inputs: x, weight, optional bias. `output_padding` adds to the trailing end.
-    ConvTranspose { conv: ConvAttrs, output_padding: Vec<usize> },
+    ConvTranspose {
+        conv: ConvAttrs,
+        output_padding: Vec<usize>,
+    },
     /// Inputs: a, b, optional c.
-    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
     MatMul,
     Binary(BinaryOp),
     Mean,
@@ -188,14 +217,30 @@ pub enum Op {
     Unary(UnaryOp),
     Cast(DType),
     /// `log` gives LogSoftmax; `coerce_2d` is the pre-opset-13 rule (flatten from `axis`).
-    Softmax { axis: usize, log: bool, coerce_2d: bool },
+    Softmax {
+        axis: usize,
+        log: bool,
+        coerce_2d: bool,
+    },
     /// Inputs: x, scale, optional bias. Outputs: y, optional mean, optional inverse std-dev.
-    LayerNorm { axis: usize, epsilon: f32 },
+    LayerNorm {
+        axis: usize,
+        epsilon: f32,
+    },
     /// Inference form. Inputs: x, scale, bias, mean, variance.
-    BatchNorm { epsilon: f32 },
+    BatchNorm {
+        epsilon: f32,
+    },
     /// Inputs: x, scale, bias.
-    InstanceNorm { epsilon: f32 },
-    Lrn { size: usize, alpha: f32, beta: f32, bias: f32 },
+    InstanceNorm {
+        epsilon: f32,
+    },
+    Lrn {
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+    },
     /// Outputs: y, optional indices.
     MaxPool(PoolAttrs),
     AveragePool(PoolAttrs),
@@ -204,15 +249,31 @@ pub enum Op {
     /// The target shape, fully resolved (views such as Flatten/Squeeze/Unsqueeze too).
     Reshape(Vec<usize>),
     Transpose(Vec<usize>),
-    Concat { axis: usize },
-    Split { axis: usize, sizes: Vec<usize> },
+    Concat {
+        axis: usize,
+    },
+    Split {
+        axis: usize,
+        sizes: Vec<usize>,
+    },
     Slice(Vec<SliceAxis>),
     /// Inputs: data, indices.
-    Gather { axis: usize },
+    Gather {
+        axis: usize,
+    },
     Expand(Vec<usize>),
     Tile(Vec<usize>),
-    Pad { begin: Vec<i64>, end: Vec<i64>, mode: PadMode, value: f64 },
-    Reduce { op: ReduceOp, axes: Vec<usize>, keepdims: bool },
+    Pad {
+        begin: Vec<i64>,
+        end: Vec<i64>,
+        mode: PadMode,
+        value: f64,
+    },
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
     Resize(ResizeAttrs),
 }
 

@@ -32,7 +32,12 @@ impl TensorType {
 
 impl fmt::Display for TensorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}]", self.dtype, crate::shape::format_dims(&self.shape))
+        write!(
+            f,
+            "{}[{}]",
+            self.dtype,
+            crate::shape::format_dims(&self.shape)
+        )
     }
 }
 
@@ -171,7 +176,10 @@ impl Tensor {
 
     /// A tensor of zeros of the given type.
     pub fn zeros(ty: &TensorType) -> Tensor {
-        Tensor { shape: ty.shape.clone(), data: TensorData::zeros(ty.dtype, ty.numel()) }
+        Tensor {
+            shape: ty.shape.clone(),
+            data: TensorData::zeros(ty.dtype, ty.numel()),
+        }
     }
 
     pub fn shape(&self) -> &[usize] {

@@ -81,7 +81,9 @@ impl<'a> Attrs<'a> {
     pub fn string(&self, name: &str) -> Result<Option<String>, NodeProblem> {
         match self.get(name) {
             None => Ok(None),
-            Some(a) if Self::kind(a) == STRING || Self::kind(a) == 0 => Ok(Some(String::from_utf8_lossy(&a.s).into_owned())),
+            Some(a) if Self::kind(a) == STRING || Self::kind(a) == 0 => {
+                Ok(Some(String::from_utf8_lossy(&a.s).into_owned()))
+            }
             Some(a) => Err(wrong(a, "a string")),
         }
     }
@@ -106,7 +108,13 @@ impl<'a> Attrs<'a> {
         self.ints(name)?
             .map(|v| {
                 v.iter()
-                    .map(|&x| usize::try_from(x).map_err(|_| NodeProblem::Invalid(format!("attribute '{name}' has negative entry {x}"))))
+                    .map(|&x| {
+                        usize::try_from(x).map_err(|_| {
+                            NodeProblem::Invalid(format!(
+                                "attribute '{name}' has negative entry {x}"
+                            ))
+                        })
+                    })
                     .collect()
             })
             .transpose()

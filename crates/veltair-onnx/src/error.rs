@@ -21,23 +21,43 @@ pub enum NodeProblem {
     Unsupported(String),
     /// An operand that fixes a shape is not a compile-time constant. It is computed from the
     /// listed graph inputs (if any); binding them with `ImportOptions::input_values` fixes it.
-    NeedsConstant { input: String, from_inputs: Vec<String> },
+    NeedsConstant {
+        input: String,
+        from_inputs: Vec<String>,
+    },
 }
 
 /// Why a model could not be imported.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImportError {
-    Io { path: PathBuf, message: String },
+    Io {
+        path: PathBuf,
+        message: String,
+    },
     /// The bytes are not a readable ONNX protobuf (corrupt or truncated file).
     Parse(String),
     /// The graph's structure is broken (missing input, cycle, duplicate names, …).
     Model(String),
-    Unsupported { opset: i64, ops: Vec<UnsupportedOp> },
-    Node { node: String, op: String, opset: i64, problem: NodeProblem },
+    Unsupported {
+        opset: i64,
+        ops: Vec<UnsupportedOp>,
+    },
+    Node {
+        node: String,
+        op: String,
+        opset: i64,
+        problem: NodeProblem,
+    },
     /// An initializer that cannot be read.
-    Initializer { name: String, problem: NodeProblem },
+    Initializer {
+        name: String,
+        problem: NodeProblem,
+    },
     /// A graph input or output whose type is unusable or not pinned.
-    Signature { name: String, message: String },
+    Signature {
+        name: String,
+        message: String,
+    },
 }
 
 impl ImportError {
@@ -46,15 +66,24 @@ impl ImportError {
         matches!(
             self,
             ImportError::Unsupported { .. }
-                | ImportError::Node { problem: NodeProblem::Unsupported(_), .. }
-                | ImportError::Initializer { problem: NodeProblem::Unsupported(_), .. }
+                | ImportError::Node {
+                    problem: NodeProblem::Unsupported(_),
+                    ..
+                }
+                | ImportError::Initializer {
+                    problem: NodeProblem::Unsupported(_),
+                    ..
+                }
         )
     }
 
     /// Graph inputs that would have to be bound to values for the import to succeed.
     pub fn inputs_needing_values(&self) -> Vec<String> {
         match self {
-            ImportError::Node { problem: NodeProblem::NeedsConstant { from_inputs, .. }, .. } => from_inputs.clone(),
+            ImportError::Node {
+                problem: NodeProblem::NeedsConstant { from_inputs, .. },
+                ..
+            } => from_inputs.clone(),
             _ => Vec::new(),
         }
     }
@@ -63,18 +92,33 @@ impl ImportError {
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ImportError::Io { path, message } => write!(f, "cannot read {}: {message}", path.display()),
+            ImportError::Io { path, message } => {
+                write!(f, "cannot read {}: {message}", path.display())
+            }
             ImportError::Parse(m) => write!(f, "not a valid ONNX model: {m}"),
             ImportError::Model(m) => write!(f, "invalid model: {m}"),
             ImportError::Unsupported { opset, ops } => {
-                write!(f, "{} node(s) use operators veltair does not support (opset {opset}):", ops.len())?;
+                write!(
+                    f,
+                    "{} node(s) use operators veltair does not support (opset {opset}):",
+                    ops.len()
+                )?;
                 for o in ops {
-                    let domain = if o.domain.is_empty() { String::new() } else { format!(" in domain '{}'", o.domain) };
+                    let domain = if o.domain.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in domain '{}'", o.domain)
+                    };
                     write!(f, "\n  node '{}': {}{}", o.node, o.op, domain)?;
                 }
                 Ok(())
             }
-            ImportError::Node { node, op, opset, problem } => {
+            ImportError::Node {
+                node,
+                op,
+                opset,
+                problem,
+            } => {
                 write!(f, "node '{node}' ({op}, opset {opset}): ")?;
                 match problem {
                     NodeProblem::Invalid(m) => write!(f, "{m}"),
@@ -92,9 +136,13 @@ impl fmt::Display for ImportError {
             ImportError::Initializer { name, problem } => match problem {
                 NodeProblem::Unsupported(m) => write!(f, "initializer '{name}': unsupported: {m}"),
                 NodeProblem::Invalid(m) => write!(f, "initializer '{name}': {m}"),
-                NodeProblem::NeedsConstant { .. } => write!(f, "initializer '{name}' is unreadable"),
+                NodeProblem::NeedsConstant { .. } => {
+                    write!(f, "initializer '{name}' is unreadable")
+                }
             },
-            ImportError::Signature { name, message } => write!(f, "graph input/output '{name}': {message}"),
+            ImportError::Signature { name, message } => {
+                write!(f, "graph input/output '{name}': {message}")
+            }
         }
     }
 }

@@ -51,7 +51,10 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
     let dtype = dtype_of(t.data_type)?;
     let mut shape = Vec::with_capacity(t.dims.len());
     for &d in &t.dims {
-        shape.push(usize::try_from(d).map_err(|_| invalid(format!("tensor '{}' has negative dim {d}", t.name)))?);
+        shape.push(
+            usize::try_from(d)
+                .map_err(|_| invalid(format!("tensor '{}' has negative dim {d}", t.name)))?,
+        );
     }
     let numel = checked_numel(&shape).map_err(|e| invalid(format!("tensor '{}': {e}", t.name)))?;
     let external;
@@ -63,7 +66,11 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
     };
     let data = if !raw.is_empty() || t.data_location.value() == 1 {
         decode_raw(raw, dtype, numel).ok_or_else(|| {
-            invalid(format!("tensor '{}': {} bytes of raw data for {numel} {dtype} elements", t.name, raw.len()))
+            invalid(format!(
+                "tensor '{}': {} bytes of raw data for {numel} {dtype} elements",
+                t.name,
+                raw.len()
+            ))
         })?
     } else {
         typed_fields(t, dtype)
@@ -96,7 +103,9 @@ fn decode_raw(raw: &[u8], dtype: DType, numel: usize) -> Option<TensorData> {
     }
     macro_rules! le {
         ($t:ty, $n:expr) => {
-            raw.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size"))).collect()
+            raw.chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
+                .collect()
         };
     }
     Some(match dtype {
@@ -112,23 +121,52 @@ fn decode_raw(raw: &[u8], dtype: DType, numel: usize) -> Option<TensorData> {
 
 /// Reads the bytes of an externally stored tensor. Locations must be relative paths inside the
 /// model's directory.
-fn read_external(t: &TensorProto, base_dir: Option<&Path>, expected: usize) -> Result<Vec<u8>, NodeProblem> {
-    let field = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.clone());
-    let location = field("location").ok_or_else(|| invalid(format!("tensor '{}': external data without a location", t.name)))?;
+fn read_external(
+    t: &TensorProto,
+    base_dir: Option<&Path>,
+    expected: usize,
+) -> Result<Vec<u8>, NodeProblem> {
+    let field = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.clone())
+    };
+    let location = field("location").ok_or_else(|| {
+        invalid(format!(
+            "tensor '{}': external data without a location",
+            t.name
+        ))
+    })?;
     let rel = Path::new(&location);
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return Err(invalid(format!("tensor '{}': external data location '{location}' must be a relative path inside the model's directory", t.name)));
     }
-    let base = base_dir.ok_or_else(|| invalid(format!("tensor '{}': external data needs the model's directory", t.name)))?;
+    let base = base_dir.ok_or_else(|| {
+        invalid(format!(
+            "tensor '{}': external data needs the model's directory",
+            t.name
+        ))
+    })?;
     let parse = |k: &str| -> Result<Option<u64>, NodeProblem> {
         field(k)
-            .map(|v| v.parse::<u64>().map_err(|_| invalid(format!("tensor '{}': bad external data {k} '{v}'", t.name))))
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    invalid(format!("tensor '{}': bad external data {k} '{v}'", t.name))
+                })
+            })
             .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?.unwrap_or(expected as u64);
     let path = base.join(rel);
-    let io = |e: std::io::Error| invalid(format!("tensor '{}': cannot read external data {}: {e}", t.name, path.display()));
+    let io = |e: std::io::Error| {
+        invalid(format!(
+            "tensor '{}': cannot read external data {}: {e}",
+            t.name,
+            path.display()
+        ))
+    };
     let mut file = std::fs::File::open(&path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if offset.checked_add(length).is_none_or(|end| end > size) {
@@ -148,7 +186,8 @@ fn read_external(t: &TensorProto, base_dir: Option<&Path>, expected: usize) -> R
 /// the tensor's name and value.
 pub fn read_tensor_file(path: &Path) -> Result<(String, Tensor), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let proto = TensorProto::parse_from_bytes(&bytes).map_err(|e| format!("{} is not a TensorProto: {e}", path.display()))?;
+    let proto = TensorProto::parse_from_bytes(&bytes)
+        .map_err(|e| format!("{} is not a TensorProto: {e}", path.display()))?;
     let tensor = tensor_from_proto(&proto, path.parent()).map_err(|p| match p {
         NodeProblem::Invalid(m) | NodeProblem::Unsupported(m) => format!("{}: {m}", path.display()),
         NodeProblem::NeedsConstant { .. } => format!("{}: unreadable tensor", path.display()),

@@ -23,7 +23,11 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Comp
             max_abs: f64::INFINITY,
             max_rel: f64::INFINITY,
             ok: false,
-            mismatch: Some(format!("computed {}, expected {}", actual.ty(), expected.ty())),
+            mismatch: Some(format!(
+                "computed {}, expected {}",
+                actual.ty(),
+                expected.ty()
+            )),
         };
     }
     let (a, e) = (actual.data().to_f64_vec(), expected.data().to_f64_vec());
@@ -42,7 +46,12 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Comp
             ok = false;
         }
     }
-    Comparison { max_abs, max_rel, ok, mismatch: None }
+    Comparison {
+        max_abs,
+        max_rel,
+        ok,
+        mismatch: None,
+    }
 }
 
 #[cfg(test)]

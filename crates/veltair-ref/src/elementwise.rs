@@ -19,12 +19,28 @@ macro_rules! float_arith {
                     BinaryOp::Mul => a * b,
                     BinaryOp::Div => a / b,
                     BinaryOp::Pow => a.powf(b),
-                    BinaryOp::Max => if a.is_nan() || b.is_nan() { <$t>::NAN } else { a.max(b) },
-                    BinaryOp::Min => if a.is_nan() || b.is_nan() { <$t>::NAN } else { a.min(b) },
+                    BinaryOp::Max => {
+                        if a.is_nan() || b.is_nan() {
+                            <$t>::NAN
+                        } else {
+                            a.max(b)
+                        }
+                    }
+                    BinaryOp::Min => {
+                        if a.is_nan() || b.is_nan() {
+                            <$t>::NAN
+                        } else {
+                            a.min(b)
+                        }
+                    }
                     BinaryOp::Mod { fmod: true } => a % b,
                     BinaryOp::Mod { fmod: false } => {
                         let r = a % b;
-                        if r != 0.0 && (r < 0.0) != (b < 0.0) { r + b } else { r }
+                        if r != 0.0 && (r < 0.0) != (b < 0.0) {
+                            r + b
+                        } else {
+                            r
+                        }
                     }
                     BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
                         return Err(IrError::value("logical operator on floats"))
@@ -41,7 +57,13 @@ macro_rules! int_arith {
     ($t:ty) => {
         impl Arith for $t {
             fn apply(op: BinaryOp, a: $t, b: $t) -> Result<$t, IrError> {
-                let nonzero = || if b == 0 { Err(IrError::value("integer division by zero")) } else { Ok(()) };
+                let nonzero = || {
+                    if b == 0 {
+                        Err(IrError::value("integer division by zero"))
+                    } else {
+                        Ok(())
+                    }
+                };
                 Ok(match op {
                     BinaryOp::Add => a.wrapping_add(b),
                     BinaryOp::Sub => a.wrapping_sub(b),
@@ -58,7 +80,11 @@ macro_rules! int_arith {
                         let r = a.wrapping_rem(b);
                         #[allow(unused_comparisons)]
                         let fix = !fmod && r != 0 && ((r < 0) != (b < 0));
-                        if fix { r.wrapping_add(b) } else { r }
+                        if fix {
+                            r.wrapping_add(b)
+                        } else {
+                            r
+                        }
                     }
                     BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
                         return Err(IrError::value("logical operator on integers"))
@@ -113,10 +139,14 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tenso
             let e = Tensor::new(b.shape().to_vec(), e)?;
             let base = Tensor::new(a.shape().to_vec(), cast_data(a.data(), DType::F64))?;
             let r = binary(op, &base, &e, shape)?;
-            return Ok(Tensor::new(shape.to_vec(), cast_data(r.data(), a.dtype()))?);
+            return Tensor::new(shape.to_vec(), cast_data(r.data(), a.dtype()));
         }
         (x, y) => {
-            return Err(IrError::shape(format!("{op:?} of {} and {}", x.dtype(), y.dtype())));
+            return Err(IrError::shape(format!(
+                "{op:?} of {} and {}",
+                x.dtype(),
+                y.dtype()
+            )));
         }
     };
     Tensor::new(shape.to_vec(), data)
@@ -132,7 +162,10 @@ pub fn binary_chain(op: BinaryOp, inputs: &[&Tensor], shape: &[usize]) -> Result
 }
 
 fn expand_to(t: &Tensor, shape: &[usize]) -> Result<Tensor, IrError> {
-    Tensor::new(shape.to_vec(), t.data().gather(&broadcast_index(t.shape(), shape)))
+    Tensor::new(
+        shape.to_vec(),
+        t.data().gather(&broadcast_index(t.shape(), shape)),
+    )
 }
 
 /// Element-wise mean of all inputs.
@@ -147,7 +180,13 @@ pub fn mean(inputs: &[&Tensor], shape: &[usize]) -> Result<Tensor, IrError> {
     Tensor::new(shape.to_vec(), data)
 }
 
-fn cmp<T: PartialOrd + Copy>(op: CompareOp, x: &[T], ix: &[usize], y: &[T], iy: &[usize]) -> Vec<bool> {
+fn cmp<T: PartialOrd + Copy>(
+    op: CompareOp,
+    x: &[T],
+    ix: &[usize],
+    y: &[T],
+    iy: &[usize],
+) -> Vec<bool> {
     ix.iter()
         .zip(iy)
         .map(|(&i, &j)| {
@@ -176,7 +215,13 @@ pub fn compare(op: CompareOp, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result
         (D::I8(x), D::I8(y)) => cmp(op, x, &ia, y, &ib),
         (D::U8(x), D::U8(y)) => cmp(op, x, &ia, y, &ib),
         (D::Bool(x), D::Bool(y)) => cmp(op, x, &ia, y, &ib),
-        (x, y) => return Err(IrError::shape(format!("compare {} with {}", x.dtype(), y.dtype()))),
+        (x, y) => {
+            return Err(IrError::shape(format!(
+                "compare {} with {}",
+                x.dtype(),
+                y.dtype()
+            )))
+        }
     };
     Tensor::new(shape.to_vec(), D::Bool(v))
 }
@@ -192,7 +237,9 @@ pub fn select(cond: &Tensor, x: &Tensor, y: &Tensor, shape: &[usize]) -> Result<
     // Concatenate x and y, then pick from the right half where the condition is false.
     let n = x.numel();
     let both = crate::movement::concat_data(&[x.data(), y.data()])?;
-    let index: Vec<usize> = (0..ic.len()).map(|k| if c[ic[k]] { ix[k] } else { n + iy[k] }).collect();
+    let index: Vec<usize> = (0..ic.len())
+        .map(|k| if c[ic[k]] { ix[k] } else { n + iy[k] })
+        .collect();
     Tensor::new(shape.to_vec(), both.gather(&index))
 }
 
@@ -205,7 +252,15 @@ fn float_fn(u: UnaryOp) -> impl Fn(f64) -> f64 {
         UnaryOp::Erf => erf(x),
         UnaryOp::Neg => -x,
         UnaryOp::Abs => x.abs(),
-        UnaryOp::Sign => if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x },
+        UnaryOp::Sign => {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                x
+            }
+        }
         UnaryOp::Floor => x.floor(),
         UnaryOp::Ceil => x.ceil(),
         UnaryOp::Round => x.round_ties_even(),
@@ -213,21 +268,50 @@ fn float_fn(u: UnaryOp) -> impl Fn(f64) -> f64 {
         UnaryOp::Cos => x.cos(),
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnaryOp::Softplus => if x > 30.0 { x } else { x.exp().ln_1p() },
+        UnaryOp::Softplus => {
+            if x > 30.0 {
+                x
+            } else {
+                x.exp().ln_1p()
+            }
+        }
         UnaryOp::Softsign => x / (1.0 + x.abs()),
         UnaryOp::Relu => x.max(0.0),
         UnaryOp::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
         UnaryOp::Not => x,
-        UnaryOp::LeakyRelu { alpha } => if x < 0.0 { alpha as f64 * x } else { x },
-        UnaryOp::Elu { alpha } => if x < 0.0 { alpha as f64 * x.exp_m1() } else { x },
+        UnaryOp::LeakyRelu { alpha } => {
+            if x < 0.0 {
+                alpha as f64 * x
+            } else {
+                x
+            }
+        }
+        UnaryOp::Elu { alpha } => {
+            if x < 0.0 {
+                alpha as f64 * x.exp_m1()
+            } else {
+                x
+            }
+        }
         UnaryOp::Selu { alpha, gamma } => {
-            gamma as f64 * if x <= 0.0 { alpha as f64 * x.exp_m1() } else { x }
+            gamma as f64
+                * if x <= 0.0 {
+                    alpha as f64 * x.exp_m1()
+                } else {
+                    x
+                }
         }
         UnaryOp::Celu { alpha } => {
             let a = alpha as f64;
             x.max(0.0) + (a * (x / a).exp_m1()).min(0.0)
         }
-        UnaryOp::ThresholdedRelu { alpha } => if x > alpha as f64 { x } else { 0.0 },
+        UnaryOp::ThresholdedRelu { alpha } => {
+            if x > alpha as f64 {
+                x
+            } else {
+                0.0
+            }
+        }
         UnaryOp::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
         UnaryOp::Clip { min, max } => {
             let lo = min.map_or(x, |m| x.max(m));
@@ -252,12 +336,34 @@ fn erf(x: f64) -> f64 {
 
 fn erfc_positive(z: f64) -> f64 {
     const COF: [f64; 28] = [
-        -1.3026537197817094, 6.4196979235649026e-1, 1.9476473204185836e-2, -9.561514786808631e-3,
-        -9.46595344482036e-4, 3.66839497852761e-4, 4.2523324806907e-5, -2.0278578112534e-5,
-        -1.624290004647e-6, 1.303655835580e-6, 1.5626441722e-8, -8.5238095915e-8,
-        6.529054439e-9, 5.059343495e-9, -9.91364156e-10, -2.27365122e-10, 9.6467911e-11,
-        2.394038e-12, -6.886027e-12, 8.94487e-13, 3.13092e-13, -1.12708e-13, 3.81e-16,
-        7.106e-15, -1.523e-15, -9.4e-17, 1.21e-16, -2.8e-17,
+        -1.3026537197817094,
+        6.419_697_923_564_903e-1,
+        1.9476473204185836e-2,
+        -9.561_514_786_808_63e-3,
+        -9.46595344482036e-4,
+        3.66839497852761e-4,
+        4.2523324806907e-5,
+        -2.0278578112534e-5,
+        -1.624290004647e-6,
+        1.303655835580e-6,
+        1.5626441722e-8,
+        -8.5238095915e-8,
+        6.529054439e-9,
+        5.059343495e-9,
+        -9.91364156e-10,
+        -2.27365122e-10,
+        9.6467911e-11,
+        2.394038e-12,
+        -6.886027e-12,
+        8.94487e-13,
+        3.13092e-13,
+        -1.12708e-13,
+        3.81e-16,
+        7.106e-15,
+        -1.523e-15,
+        -9.4e-17,
+        1.21e-16,
+        -2.8e-17,
     ];
     let t = 2.0 / (2.0 + z);
     let ty = 4.0 * t - 2.0;
@@ -348,8 +454,18 @@ mod tests {
 
     #[test]
     fn erf_matches_known_values() {
-        for (x, want) in [(0.0, 0.0), (0.5, 0.5204998778130465), (1.0, 0.8427007929497149), (-2.0, -0.9953222650189527), (3.5, 0.9999992569016276)] {
-            assert!((erf(x) - want).abs() < 1e-12, "erf({x}) = {} want {want}", erf(x));
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.5204998778130465),
+            (1.0, 0.8427007929497149),
+            (-2.0, -0.9953222650189527),
+            (3.5, 0.9999992569016276),
+        ] {
+            assert!(
+                (erf(x) - want).abs() < 1e-12,
+                "erf({x}) = {} want {want}",
+                erf(x)
+            );
         }
     }
 
@@ -366,6 +482,9 @@ mod tests {
         let a = Tensor::from_f32(vec![2, 1], vec![1.0, 2.0]).unwrap();
         let b = Tensor::from_f32(vec![3], vec![10.0, 20.0, 30.0]).unwrap();
         let r = binary_chain(BinaryOp::Add, &[&a, &b], &[2, 3]).unwrap();
-        assert_eq!(r.as_f32("t").unwrap(), &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]);
+        assert_eq!(
+            r.as_f32("t").unwrap(),
+            &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]
+        );
     }
 }

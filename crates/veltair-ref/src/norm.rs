@@ -1,8 +1,8 @@
 //! Normalisations: Softmax/LogSoftmax, LayerNormalization, BatchNormalization (inference),
 //! InstanceNormalization and LRN. Statistics are accumulated in f64.
 
-use veltair_ir::{IrError, Tensor};
 use veltair_ir::shape::broadcast_index;
+use veltair_ir::{IrError, Tensor};
 
 /// Softmax (or LogSoftmax) along `axis`; with `coerce_2d` over all axes from `axis` on.
 pub fn softmax(x: &Tensor, axis: usize, log: bool, coerce_2d: bool) -> Result<Tensor, IrError> {
@@ -18,7 +18,9 @@ pub fn softmax(x: &Tensor, axis: usize, log: bool, coerce_2d: bool) -> Result<Te
     for o in 0..outer {
         for i in 0..inner {
             let at = |k: usize| (o * dim + k) * inner + i;
-            let max = (0..dim).map(|k| v[at(k)] as f64).fold(f64::NEG_INFINITY, f64::max);
+            let max = (0..dim)
+                .map(|k| v[at(k)] as f64)
+                .fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = (0..dim).map(|k| (v[at(k)] as f64 - max).exp()).sum();
             for k in 0..dim {
                 let z = v[at(k)] as f64 - max;
@@ -30,15 +32,24 @@ pub fn softmax(x: &Tensor, axis: usize, log: bool, coerce_2d: bool) -> Result<Te
 }
 
 /// LayerNormalization over the axes from `axis` on. Returns y, mean and inverse std-dev.
-pub fn layer_norm(x: &Tensor, scale: &Tensor, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<Vec<Tensor>, IrError> {
+pub fn layer_norm(
+    x: &Tensor,
+    scale: &Tensor,
+    bias: Option<&Tensor>,
+    axis: usize,
+    eps: f32,
+) -> Result<Vec<Tensor>, IrError> {
     let v = x.as_f32("LayerNormalization input")?;
     let norm_shape = &x.shape()[axis..];
     let n: usize = norm_shape.iter().product();
-    let rows = if n == 0 { 0 } else { v.len() / n };
+    let rows = v.len().checked_div(n).unwrap_or(0);
     let sc = scale.as_f32("LayerNormalization scale")?;
     let sc_idx = broadcast_index(scale.shape(), norm_shape);
     let bias_vals = match bias {
-        Some(b) => Some((b.as_f32("LayerNormalization bias")?, broadcast_index(b.shape(), norm_shape))),
+        Some(b) => Some((
+            b.as_f32("LayerNormalization bias")?,
+            broadcast_index(b.shape(), norm_shape),
+        )),
         None => None,
     };
     let mut y = vec![0f32; v.len()];
@@ -68,7 +79,10 @@ pub fn layer_norm(x: &Tensor, scale: &Tensor, bias: Option<&Tensor>, axis: usize
 }
 
 /// Applies `f(channel, value)` to every element of an `[N, C, ...]` tensor.
-fn per_channel(x: &Tensor, mut f: impl FnMut(usize, usize, &[f32]) -> Vec<f32>) -> Result<Tensor, IrError> {
+fn per_channel(
+    x: &Tensor,
+    mut f: impl FnMut(usize, usize, &[f32]) -> Vec<f32>,
+) -> Result<Tensor, IrError> {
     let v = x.as_f32("normalization input")?;
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let plane: usize = x.shape()[2..].iter().product();
@@ -95,14 +109,29 @@ pub fn batch_norm(x: &Tensor, params: [&Tensor; 4], eps: f32) -> Result<Tensor, 
 }
 
 /// InstanceNormalization: per sample and channel over the spatial axes.
-pub fn instance_norm(x: &Tensor, scale: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor, IrError> {
-    let (scale, bias) = (scale.as_f32("InstanceNormalization scale")?, bias.as_f32("InstanceNormalization bias")?);
+pub fn instance_norm(
+    x: &Tensor,
+    scale: &Tensor,
+    bias: &Tensor,
+    eps: f32,
+) -> Result<Tensor, IrError> {
+    let (scale, bias) = (
+        scale.as_f32("InstanceNormalization scale")?,
+        bias.as_f32("InstanceNormalization bias")?,
+    );
     per_channel(x, |_, c, plane| {
         let n = plane.len().max(1) as f64;
         let mean = plane.iter().map(|&a| a as f64).sum::<f64>() / n;
-        let var = plane.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / n;
+        let var = plane
+            .iter()
+            .map(|&a| (a as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
         let inv = 1.0 / (var + eps as f64).sqrt();
-        plane.iter().map(|&a| ((a as f64 - mean) * inv * scale[c] as f64 + bias[c] as f64) as f32).collect()
+        plane
+            .iter()
+            .map(|&a| ((a as f64 - mean) * inv * scale[c] as f64 + bias[c] as f64) as f32)
+            .collect()
     })
 }
 
@@ -118,7 +147,9 @@ pub fn lrn(x: &Tensor, size: usize, alpha: f32, beta: f32, bias: f32) -> Result<
             let first = ch.saturating_sub(lo);
             let last = (ch + hi).min(c - 1);
             for p in 0..plane {
-                let sq: f64 = (first..=last).map(|k| (v[(b * c + k) * plane + p] as f64).powi(2)).sum();
+                let sq: f64 = (first..=last)
+                    .map(|k| (v[(b * c + k) * plane + p] as f64).powi(2))
+                    .sum();
                 let at = (b * c + ch) * plane + p;
                 let denom = (bias as f64 + alpha as f64 / size as f64 * sq).powf(beta as f64);
                 y[at] = (v[at] as f64 / denom) as f32;

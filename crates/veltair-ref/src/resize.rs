@@ -20,12 +20,28 @@ fn source_coord(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: us
             let center = in_f / 2.0;
             center * (1.0 - adjustment) + (x + 0.5) / scale - 0.5
         }
-        CoordMode::PytorchHalfPixel => if out_f == 1.0 { -0.5 } else { (x + 0.5) / scale - 0.5 },
-        CoordMode::AlignCorners => if out_f == 1.0 { 0.0 } else { x * (in_f - 1.0) / (out_f - 1.0) },
+        CoordMode::PytorchHalfPixel => {
+            if out_f == 1.0 {
+                -0.5
+            } else {
+                (x + 0.5) / scale - 0.5
+            }
+        }
+        CoordMode::AlignCorners => {
+            if out_f == 1.0 {
+                0.0
+            } else {
+                x * (in_f - 1.0) / (out_f - 1.0)
+            }
+        }
         CoordMode::Asymmetric => x / scale,
         CoordMode::TfCropAndResize => {
             let (start, end) = (r.roi[axis] as f64, r.roi[axis + r.scales.len()] as f64);
-            let span = if out_f == 1.0 { (end - start) * (in_f - 1.0) / 2.0 } else { x * (end - start) * (in_f - 1.0) / (out_f - 1.0) };
+            let span = if out_f == 1.0 {
+                (end - start) * (in_f - 1.0) / 2.0
+            } else {
+                x * (end - start) * (in_f - 1.0) / (out_f - 1.0)
+            };
             span + start * (in_f - 1.0)
         }
     }
@@ -33,8 +49,20 @@ fn source_coord(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: us
 
 fn nearest_index(mode: NearestMode, c: f64) -> f64 {
     match mode {
-        NearestMode::RoundPreferFloor => if c.fract().abs() == 0.5 { c.floor() } else { c.round() },
-        NearestMode::RoundPreferCeil => if c.fract().abs() == 0.5 { c.ceil() } else { c.round() },
+        NearestMode::RoundPreferFloor => {
+            if c.fract().abs() == 0.5 {
+                c.floor()
+            } else {
+                c.round()
+            }
+        }
+        NearestMode::RoundPreferCeil => {
+            if c.fract().abs() == 0.5 {
+                c.ceil()
+            } else {
+                c.round()
+            }
+        }
         NearestMode::Floor => c.floor(),
         NearestMode::Ceil => c.ceil(),
     }
@@ -66,13 +94,25 @@ fn taps(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: usize) -> 
     let frac = c - base;
     let b = base as i64;
     let a = r.cubic_coeff_a as f64;
-    let kernel = |t: f64| if r.mode == ResizeMode::Linear { (1.0 - t.abs()).max(0.0) } else { cubic_weight(t, a) };
+    let kernel = |t: f64| {
+        if r.mode == ResizeMode::Linear {
+            (1.0 - t.abs()).max(0.0)
+        } else {
+            cubic_weight(t, a)
+        }
+    };
     let raw: Vec<(i64, f64)> = if r.antialias {
         // The filter is stretched by 1/scale when downsampling and its weights normalised.
         let s = (r.scales[axis] as f64).min(1.0);
-        let support = if r.mode == ResizeMode::Linear { 1.0 } else { 2.0 };
+        let support = if r.mode == ResizeMode::Linear {
+            1.0
+        } else {
+            2.0
+        };
         let start = (-support / s).floor() as i64 + 1;
-        let taps: Vec<(i64, f64)> = (start..2 - start).map(|k| (b + k, kernel((k as f64 - frac) * s))).collect();
+        let taps: Vec<(i64, f64)> = (start..2 - start)
+            .map(|k| (b + k, kernel((k as f64 - frac) * s)))
+            .collect();
         let total: f64 = taps.iter().map(|t| t.1).sum();
         taps.into_iter().map(|(i, w)| (i, w / total)).collect()
     } else if r.mode == ResizeMode::Linear {
@@ -104,14 +144,19 @@ pub fn resize(r: &ResizeAttrs, x: &Tensor) -> Result<Tensor, IrError> {
         }
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
-        let plan: Vec<Taps> = (0..output).map(|o| taps(r, axis, o, input, output)).collect();
+        let plan: Vec<Taps> = (0..output)
+            .map(|o| taps(r, axis, o, input, output))
+            .collect();
         let mut next = Vec::with_capacity(outer * output * inner);
         for o in 0..outer {
             for t in &plan {
                 for i in 0..inner {
                     next.push(match t {
                         None => r.extrapolation_value as f64,
-                        Some(ts) => ts.iter().map(|&(k, w)| w * data[(o * input + k) * inner + i]).sum(),
+                        Some(ts) => ts
+                            .iter()
+                            .map(|&(k, w)| w * data[(o * input + k) * inner + i])
+                            .sum(),
                     });
                 }
             }

@@ -62,7 +62,9 @@ impl Status {
 fn run_case(dir: &Path, rtol: f64, atol: f64) -> (Status, String) {
     let case = match prepare_case(dir) {
         Ok(c) => c,
-        Err(CaseError::Import(e)) if e.is_unsupported() => return (Status::Unsupported, e.to_string()),
+        Err(CaseError::Import(e)) if e.is_unsupported() => {
+            return (Status::Unsupported, e.to_string())
+        }
         Err(CaseError::Import(e)) => return (Status::Error, e.to_string()),
         Err(CaseError::Run(m)) => return (Status::Error, m),
     };
@@ -72,12 +74,20 @@ fn run_case(dir: &Path, rtol: f64, atol: f64) -> (Status, String) {
             Err(e) => return (Status::Error, e.to_string()),
         };
         if got.len() != expected.len() {
-            return (Status::Mismatch, format!("{} outputs, {} expected", got.len(), expected.len()));
+            return (
+                Status::Mismatch,
+                format!("{} outputs, {} expected", got.len(), expected.len()),
+            );
         }
         for (i, (g, e)) in got.iter().zip(expected).enumerate() {
             let c = veltair_ref::compare(g, e, rtol, atol);
             if !c.ok {
-                let why = c.mismatch.unwrap_or_else(|| format!("max abs err {:.3e}, max rel err {:.3e}", c.max_abs, c.max_rel));
+                let why = c.mismatch.unwrap_or_else(|| {
+                    format!(
+                        "max abs err {:.3e}, max rel err {:.3e}",
+                        c.max_abs, c.max_rel
+                    )
+                });
                 return (Status::Mismatch, format!("output #{i}: {why}"));
             }
         }
@@ -93,9 +103,16 @@ fn ops_supported(dir: &Path) -> bool {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&args.tests) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("model.onnx").exists()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.join("model.onnx").exists())
+            .collect(),
         Err(e) => {
-            eprintln!("error: cannot read {}: {e} (generate the tests with scripts/gen_conformance.sh)", args.tests.display());
+            eprintln!(
+                "error: cannot read {}: {e} (generate the tests with scripts/gen_conformance.sh)",
+                args.tests.display()
+            );
             return std::process::ExitCode::from(2);
         }
     };
@@ -104,7 +121,11 @@ fn main() -> std::process::ExitCode {
     let mut totals: BTreeMap<Status, usize> = BTreeMap::new();
     let mut supported_totals: BTreeMap<Status, usize> = BTreeMap::new();
     for dir in &dirs {
-        let name = dir.file_name().expect("entry has a name").to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .expect("entry has a name")
+            .to_string_lossy()
+            .into_owned();
         let (tx, rx) = mpsc::channel();
         let (d, rtol, atol) = (dir.clone(), args.rtol, args.atol);
         std::thread::spawn(move || {
@@ -113,7 +134,13 @@ fn main() -> std::process::ExitCode {
         });
         let (status, detail) = match rx.recv_timeout(Duration::from_secs(args.timeout)) {
             Ok(Ok(r)) => r,
-            Ok(Err(p)) => (Status::Panic, p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()),
+            Ok(Err(p)) => (
+                Status::Panic,
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+            ),
             Err(_) => (Status::Hang, format!("no result within {} s", args.timeout)),
         };
         let supported = ops_supported(dir);
@@ -125,7 +152,14 @@ fn main() -> std::process::ExitCode {
     }
     let count = |m: &BTreeMap<Status, usize>| -> serde_json::Value {
         let mut o = serde_json::Map::new();
-        for s in [Status::Pass, Status::Mismatch, Status::Unsupported, Status::Error, Status::Panic, Status::Hang] {
+        for s in [
+            Status::Pass,
+            Status::Mismatch,
+            Status::Unsupported,
+            Status::Error,
+            Status::Panic,
+            Status::Hang,
+        ] {
             o.insert(s.name().into(), json!(m.get(&s).copied().unwrap_or(0)));
         }
         o.insert("total".into(), json!(m.values().sum::<usize>()));
@@ -133,8 +167,13 @@ fn main() -> std::process::ExitCode {
     };
     let sup_total: usize = supported_totals.values().sum();
     let sup_pass = supported_totals.get(&Status::Pass).copied().unwrap_or(0);
-    let rate = if sup_total == 0 { 0.0 } else { sup_pass as f64 / sup_total as f64 };
-    let crashes = totals.get(&Status::Panic).copied().unwrap_or(0) + totals.get(&Status::Hang).copied().unwrap_or(0);
+    let rate = if sup_total == 0 {
+        0.0
+    } else {
+        sup_pass as f64 / sup_total as f64
+    };
+    let crashes = totals.get(&Status::Panic).copied().unwrap_or(0)
+        + totals.get(&Status::Hang).copied().unwrap_or(0);
     let report = json!({
         "generated_by": "cargo run --release -p veltair-tests --bin conformance (tests from scripts/gen_conformance.sh, onnx 1.23.2)",
         "tolerance": {"rtol": args.rtol, "atol": args.atol},
@@ -146,15 +185,26 @@ fn main() -> std::process::ExitCode {
     if let Some(parent) = args.out.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    if let Err(e) = std::fs::write(&args.out, serde_json::to_string_pretty(&report).expect("serialisable") + "\n") {
+    if let Err(e) = std::fs::write(
+        &args.out,
+        serde_json::to_string_pretty(&report).expect("serialisable") + "\n",
+    ) {
         eprintln!("error: cannot write {}: {e}", args.out.display());
         return std::process::ExitCode::from(2);
     }
     println!("conformance: {} tests: {}", dirs.len(), report["totals"]);
-    println!("tests whose operators are all supported: {} — pass rate {:.1}%", report["supported_op_tests"], 100.0 * rate);
+    println!(
+        "tests whose operators are all supported: {} — pass rate {:.1}%",
+        report["supported_op_tests"],
+        100.0 * rate
+    );
     println!("wrote {}", args.out.display());
     if crashes > 0 || rate < args.min_pass_rate {
-        eprintln!("conformance FAILED: {crashes} panics/hangs, pass rate {:.1}% (minimum {:.1}%)", 100.0 * rate, 100.0 * args.min_pass_rate);
+        eprintln!(
+            "conformance FAILED: {crashes} panics/hangs, pass rate {:.1}% (minimum {:.1}%)",
+            100.0 * rate,
+            100.0 * args.min_pass_rate
+        );
         return std::process::ExitCode::from(1);
     }
     std::process::ExitCode::SUCCESS

@@ -49,19 +49,32 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         "Softsign" => unary(UnaryOp::Softsign),
         "Relu" => unary(UnaryOp::Relu),
         "HardSwish" => unary(UnaryOp::HardSwish),
-        "LeakyRelu" => unary(UnaryOp::LeakyRelu { alpha: a.float_or("alpha", 0.01)? }),
-        "Elu" => unary(UnaryOp::Elu { alpha: a.float_or("alpha", 1.0)? }),
-        "Celu" => unary(UnaryOp::Celu { alpha: a.float_or("alpha", 1.0)? }),
-        "ThresholdedRelu" => unary(UnaryOp::ThresholdedRelu { alpha: a.float_or("alpha", 1.0)? }),
+        "LeakyRelu" => unary(UnaryOp::LeakyRelu {
+            alpha: a.float_or("alpha", 0.01)?,
+        }),
+        "Elu" => unary(UnaryOp::Elu {
+            alpha: a.float_or("alpha", 1.0)?,
+        }),
+        "Celu" => unary(UnaryOp::Celu {
+            alpha: a.float_or("alpha", 1.0)?,
+        }),
+        "ThresholdedRelu" => unary(UnaryOp::ThresholdedRelu {
+            alpha: a.float_or("alpha", 1.0)?,
+        }),
         "Selu" => unary(UnaryOp::Selu {
             alpha: a.float_or("alpha", 1.673_263_2)?,
             gamma: a.float_or("gamma", 1.050_701)?,
         }),
-        "HardSigmoid" => unary(UnaryOp::HardSigmoid { alpha: a.float_or("alpha", 0.2)?, beta: a.float_or("beta", 0.5)? }),
+        "HardSigmoid" => unary(UnaryOp::HardSigmoid {
+            alpha: a.float_or("alpha", 0.2)?,
+            beta: a.float_or("beta", 0.5)?,
+        }),
         "Gelu" => match a.string_or("approximate", "none")?.as_str() {
             "none" => unary(UnaryOp::Gelu { tanh: false }),
             "tanh" => unary(UnaryOp::Gelu { tanh: true }),
-            other => Err(invalid(format!("approximate must be 'none' or 'tanh', got '{other}'"))),
+            other => Err(invalid(format!(
+                "approximate must be 'none' or 'tanh', got '{other}'"
+            ))),
         },
         "Clip" => clip(ctx).map(Some),
         "Cast" => cast(ctx).map(Some),
@@ -82,26 +95,47 @@ fn legacy_broadcast(ctx: &NodeCtx, op: Op) -> Result<Option<Lowered>, NodeProble
     let (a_rank, b) = (ctx.ty(0)?.rank(), ctx.ty(1)?);
     let axis = super::axis(ctx.attrs.int_or("axis", 0)?, a_rank)?;
     if axis + b.rank() > a_rank {
-        return Err(invalid(format!("B {b} does not fit at axis {axis} of a rank-{a_rank} input")));
+        return Err(invalid(format!(
+            "B {b} does not fit at axis {axis} of a rank-{a_rank} input"
+        )));
     }
     if axis + b.rank() == a_rank {
         return Ok(Some(ctx.op(op, &[0, 1])));
     }
     let Some(bt) = ctx.constant(1)? else {
-        return Err(unsupported(format!("legacy broadcast at axis {axis} of a non-constant B")));
+        return Err(unsupported(format!(
+            "legacy broadcast at axis {axis} of a non-constant B"
+        )));
     };
     // Trailing unit axes align B at `axis`, after which numpy broadcasting applies.
     let mut shape = b.shape.clone();
     shape.resize(a_rank - axis, 1);
-    let aligned = bt.clone().reshaped(shape).map_err(|e| invalid(e.to_string()))?;
-    Ok(Some(Lowered::Op { op, inputs: vec![ctx.input(0).map(Operand::Value), Some(Operand::Constant(aligned))] }))
+    let aligned = bt
+        .clone()
+        .reshaped(shape)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(Some(Lowered::Op {
+        op,
+        inputs: vec![
+            ctx.input(0).map(Operand::Value),
+            Some(Operand::Constant(aligned)),
+        ],
+    }))
 }
 
 fn clip(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let (min, max) = if ctx.opset < 11 {
         let a = &ctx.attrs;
-        let min = a.has("min").then(|| a.float_or("min", 0.0)).transpose()?.map(f64::from);
-        let max = a.has("max").then(|| a.float_or("max", 0.0)).transpose()?.map(f64::from);
+        let min = a
+            .has("min")
+            .then(|| a.float_or("min", 0.0))
+            .transpose()?
+            .map(f64::from);
+        let max = a
+            .has("max")
+            .then(|| a.float_or("max", 0.0))
+            .transpose()?
+            .map(f64::from);
         (min, max)
     } else {
         (ctx.scalar(1)?, ctx.scalar(2)?)
@@ -111,7 +145,10 @@ fn clip(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
 
 fn cast(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let to = if ctx.opset < 6 {
-        let name = ctx.attrs.string("to")?.ok_or_else(|| invalid("missing attribute 'to'"))?;
+        let name = ctx
+            .attrs
+            .string("to")?
+            .ok_or_else(|| invalid("missing attribute 'to'"))?;
         let code = match name.as_str() {
             "FLOAT" => 1,
             "UINT8" => 2,
@@ -124,11 +161,19 @@ fn cast(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
         };
         dtype_of(code)?
     } else {
-        let code = ctx.attrs.int("to")?.ok_or_else(|| invalid("missing attribute 'to'"))?;
+        let code = ctx
+            .attrs
+            .int("to")?
+            .ok_or_else(|| invalid("missing attribute 'to'"))?;
         dtype_of(i32::try_from(code).map_err(|_| invalid(format!("bad type code {code}")))?)?
     };
-    if ctx.input(0).is_some_and(|id| ctx.graph.value(id).ty.dtype == to) {
-        return Ok(Lowered::Values(vec![Produced::Existing(ctx.input(0).expect("checked"))]));
+    if ctx
+        .input(0)
+        .is_some_and(|id| ctx.graph.value(id).ty.dtype == to)
+    {
+        return Ok(Lowered::Values(vec![Produced::Existing(
+            ctx.input(0).expect("checked"),
+        )]));
     }
     Ok(ctx.op(Op::Cast(to), &[0]))
 }

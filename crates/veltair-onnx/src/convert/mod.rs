@@ -13,23 +13,106 @@ use veltair_ir::{Graph, Op, Tensor, TensorType, ValueId};
 
 /// Every ONNX operator (default domain) the importer converts.
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Ceil", "Celu",
-    "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "Div",
-    "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "Gather", "Gelu",
-    "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSigmoid",
-    "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
-    "LessOrEqual", "Log", "LogSoftmax", "LRN", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul",
-    "Neg", "Not", "Or", "Pad", "Pow", "Range", "Reciprocal", "ReduceL1", "ReduceL2",
-    "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",
-    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "Selu", "Shape", "Sigmoid",
-    "Sign", "Sin", "Size", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
-    "Sub", "Sum", "Tanh", "ThresholdedRelu", "Tile", "Transpose", "Unsqueeze", "Where", "Xor",
+    "Abs",
+    "Add",
+    "And",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "CastLike",
+    "Ceil",
+    "Celu",
+    "Clip",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "ConvTranspose",
+    "Cos",
+    "Div",
+    "Dropout",
+    "Elu",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Expand",
+    "Flatten",
+    "Floor",
+    "Gather",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Greater",
+    "GreaterOrEqual",
+    "HardSigmoid",
+    "HardSwish",
+    "Identity",
+    "InstanceNormalization",
+    "LayerNormalization",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "LogSoftmax",
+    "LRN",
+    "MatMul",
+    "Max",
+    "MaxPool",
+    "Mean",
+    "Min",
+    "Mul",
+    "Neg",
+    "Not",
+    "Or",
+    "Pad",
+    "Pow",
+    "Range",
+    "Reciprocal",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "Relu",
+    "Reshape",
+    "Resize",
+    "Selu",
+    "Shape",
+    "Sigmoid",
+    "Sign",
+    "Sin",
+    "Size",
+    "Slice",
+    "Softmax",
+    "Softplus",
+    "Softsign",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Tanh",
+    "ThresholdedRelu",
+    "Tile",
+    "Transpose",
+    "Unsqueeze",
+    "Where",
+    "Xor",
 ];
 
 /// What a node becomes.
 pub enum Lowered {
     /// An IR operator over these inputs.
-    Op { op: Op, inputs: Vec<Option<Operand>> },
+    Op {
+        op: Op,
+        inputs: Vec<Option<Operand>>,
+    },
     /// Outputs known without an operator: existing values (Identity) or constants (Shape).
     Values(Vec<Produced>),
 }
@@ -70,23 +153,40 @@ impl<'a> NodeCtx<'a> {
 
     /// Type of a required input.
     pub fn ty(&self, i: usize) -> Result<&'a TensorType, NodeProblem> {
-        let id = self.input(i).ok_or_else(|| invalid(format!("required input #{i} is missing")))?;
+        let id = self
+            .input(i)
+            .ok_or_else(|| invalid(format!("required input #{i} is missing")))?;
         Ok(&self.graph.value(id).ty)
     }
 
     /// The value of input `i` when present; an error when present but not constant.
     pub fn constant(&self, i: usize) -> Result<Option<&'a Tensor>, NodeProblem> {
-        let Some(id) = self.input(i) else { return Ok(None) };
+        let Some(id) = self.input(i) else {
+            return Ok(None);
+        };
         let v = self.graph.value(id);
         v.constant.as_ref().map(Some).ok_or_else(|| {
-            let from_inputs = self.graph.input_ancestors(id).into_iter().map(|a| self.graph.value(a).name.clone()).collect();
-            NodeProblem::NeedsConstant { input: v.name.clone(), from_inputs }
+            let from_inputs = self
+                .graph
+                .input_ancestors(id)
+                .into_iter()
+                .map(|a| self.graph.value(a).name.clone())
+                .collect();
+            NodeProblem::NeedsConstant {
+                input: v.name.clone(),
+                from_inputs,
+            }
         })
     }
 
     /// A constant integer operand (shape, axes, pads…) as a list.
     pub fn int_list(&self, i: usize) -> Result<Option<Vec<i64>>, NodeProblem> {
-        self.constant(i)?.map(|t| t.as_i64_vec(&format!("input #{i}")).map_err(|e| invalid(e.to_string()))).transpose()
+        self.constant(i)?
+            .map(|t| {
+                t.as_i64_vec(&format!("input #{i}"))
+                    .map_err(|e| invalid(e.to_string()))
+            })
+            .transpose()
     }
 
     /// A constant scalar-or-one-element operand as f64.
@@ -94,7 +194,10 @@ impl<'a> NodeCtx<'a> {
         match self.constant(i)? {
             None => Ok(None),
             Some(t) if t.numel() == 1 => Ok(Some(t.data().to_f64_vec()[0])),
-            Some(t) => Err(invalid(format!("input #{i} must hold one value, has shape {:?}", t.shape()))),
+            Some(t) => Err(invalid(format!(
+                "input #{i} must hold one value, has shape {:?}",
+                t.shape()
+            ))),
         }
     }
 
@@ -110,12 +213,21 @@ impl<'a> NodeCtx<'a> {
 
     /// The node as an IR operator over the given input positions.
     pub fn op(&self, op: Op, positions: &[usize]) -> Lowered {
-        Lowered::Op { op, inputs: positions.iter().map(|&i| self.input(i).map(Operand::Value)).collect() }
+        Lowered::Op {
+            op,
+            inputs: positions
+                .iter()
+                .map(|&i| self.input(i).map(Operand::Value))
+                .collect(),
+        }
     }
 
     /// The node as an IR operator over all of its inputs.
     pub fn op_all(&self, op: Op) -> Lowered {
-        Lowered::Op { op, inputs: self.inputs.iter().map(|i| i.map(Operand::Value)).collect() }
+        Lowered::Op {
+            op,
+            inputs: self.inputs.iter().map(|i| i.map(Operand::Value)).collect(),
+        }
     }
 }
 
