@@ -9,10 +9,7 @@ use veltair_onnx::{DataSet, ImportError, ImportOptions, OnnxModel};
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repo root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repo root").to_path_buf()
 }
 
 /// Directories of the committed small zoo models (`models/small/<name>`), sorted by name.
@@ -28,10 +25,7 @@ pub fn small_zoo() -> Vec<PathBuf> {
 
 /// The `test_data_set_N` directories of a model directory, in order.
 pub fn data_dirs(model_dir: &Path) -> Vec<PathBuf> {
-    (0..)
-        .map(|i| model_dir.join(format!("test_data_set_{i}")))
-        .take_while(|d| d.is_dir())
-        .collect()
+    (0..).map(|i| model_dir.join(format!("test_data_set_{i}"))).take_while(|d| d.is_dir()).collect()
 }
 
 /// Why running a test case stopped before comparing outputs.
@@ -54,29 +48,14 @@ pub struct PreparedCase {
 pub fn prepare_case(dir: &Path) -> Result<PreparedCase, CaseError> {
     let model = OnnxModel::load(&dir.join("model.onnx")).map_err(CaseError::Import)?;
     let names = model.input_names();
-    let sets: Vec<DataSet> = data_dirs(dir)
-        .iter()
-        .map(|d| DataSet::load(d))
-        .collect::<Result<_, _>>()
-        .map_err(CaseError::Run)?;
-    let first = sets
-        .first()
-        .ok_or_else(|| CaseError::Run("no test_data_set_0".into()))?;
+    let sets: Vec<DataSet> =
+        data_dirs(dir).iter().map(|d| DataSet::load(d)).collect::<Result<_, _>>().map_err(CaseError::Run)?;
+    let first = sets.first().ok_or_else(|| CaseError::Run("no test_data_set_0".into()))?;
     if first.inputs.len() != names.len() {
-        return Err(CaseError::Run(format!(
-            "{} input files for {} model inputs",
-            first.inputs.len(),
-            names.len()
-        )));
+        return Err(CaseError::Run(format!("{} input files for {} model inputs", first.inputs.len(), names.len())));
     }
-    let samples: HashMap<String, Tensor> = names
-        .iter()
-        .cloned()
-        .zip(first.inputs.iter().cloned())
-        .collect();
-    let (graph, _) = model
-        .import_for_samples(&ImportOptions::default(), &samples)
-        .map_err(CaseError::Import)?;
+    let samples: HashMap<String, Tensor> = names.iter().cloned().zip(first.inputs.iter().cloned()).collect();
+    let (graph, _) = model.import_for_samples(&ImportOptions::default(), &samples).map_err(CaseError::Import)?;
     let feeds = sets
         .iter()
         .map(|s| {
@@ -84,22 +63,13 @@ pub fn prepare_case(dir: &Path) -> Result<PreparedCase, CaseError> {
                 .inputs
                 .iter()
                 .map(|&id| {
-                    let i = names
-                        .iter()
-                        .position(|n| *n == graph.value(id).name)
-                        .expect("graph inputs are model inputs");
-                    s.inputs
-                        .get(i)
-                        .cloned()
-                        .ok_or_else(|| CaseError::Run("missing input file".into()))
+                    let i =
+                        names.iter().position(|n| *n == graph.value(id).name).expect("graph inputs are model inputs");
+                    s.inputs.get(i).cloned().ok_or_else(|| CaseError::Run("missing input file".into()))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<_, _>>()?;
     let expected = sets.into_iter().map(|s| s.outputs).collect();
-    Ok(PreparedCase {
-        graph,
-        feeds,
-        expected,
-    })
+    Ok(PreparedCase { graph, feeds, expected })
 }

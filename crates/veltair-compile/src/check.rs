@@ -37,11 +37,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
         opts.input_shapes.insert(s.name.clone(), s.dims.clone());
     }
     let input_names = model.input_names();
-    let data_sets: Vec<DataSet> = args
-        .data
-        .iter()
-        .map(|d| DataSet::load(d))
-        .collect::<Result<_, _>>()?;
+    let data_sets: Vec<DataSet> = args.data.iter().map(|d| DataSet::load(d)).collect::<Result<_, _>>()?;
     for (dir, set) in args.data.iter().zip(&data_sets) {
         if set.inputs.len() != input_names.len() {
             return Err(format!(
@@ -54,16 +50,10 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
         }
     }
     let samples: HashMap<String, _> = match data_sets.first() {
-        Some(set) => input_names
-            .iter()
-            .cloned()
-            .zip(set.inputs.iter().cloned())
-            .collect(),
+        Some(set) => input_names.iter().cloned().zip(set.inputs.iter().cloned()).collect(),
         None => HashMap::new(),
     };
-    let (graph, bound) = model
-        .import_for_samples(&opts, &samples)
-        .map_err(|e| e.to_string())?;
+    let (graph, bound) = model.import_for_samples(&opts, &samples).map_err(|e| e.to_string())?;
     let mut report = CheckReport {
         model: args.model.display().to_string(),
         opset: model.opset().map_err(|e| e.to_string())?,
@@ -74,12 +64,12 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
     let mut all_ok = true;
     for (dir, set) in args.data.iter().zip(&data_sets) {
         for name in &bound {
-            let i = input_names
-                .iter()
-                .position(|n| n == name)
-                .expect("bound inputs are model inputs");
+            let i = input_names.iter().position(|n| n == name).expect("bound inputs are model inputs");
             if set.inputs[i] != samples[name] {
-                return Err(format!("input '{name}' fixes a shape and must be equal in every --data set; {} differs", dir.display()));
+                return Err(format!(
+                    "input '{name}' fixes a shape and must be equal in every --data set; {} differs",
+                    dir.display()
+                ));
             }
         }
         let feeds: Vec<_> = graph
@@ -87,15 +77,12 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
             .iter()
             .map(|&id| {
                 let name = &graph.value(id).name;
-                let i = input_names
-                    .iter()
-                    .position(|n| n == name)
-                    .expect("graph inputs are model inputs");
+                let i = input_names.iter().position(|n| n == name).expect("graph inputs are model inputs");
                 set.inputs[i].clone()
             })
             .collect();
-        let outputs = veltair_ref::evaluate(&graph, &feeds)
-            .map_err(|e| format!("evaluating on {}: {e}", dir.display()))?;
+        let outputs =
+            veltair_ref::evaluate(&graph, &feeds).map_err(|e| format!("evaluating on {}: {e}", dir.display()))?;
         if outputs.len() != set.outputs.len() {
             return Err(format!(
                 "{} has {} expected outputs, the model computes {}",
@@ -114,22 +101,12 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
             })
             .collect();
         all_ok &= results.iter().all(|r| r.cmp.ok);
-        report.data.push(DataResult {
-            dir: dir.display().to_string(),
-            outputs: results,
-        });
+        report.data.push(DataResult { dir: dir.display().to_string(), outputs: results });
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.to_json(&graph)).expect("JSON values serialise")
-        );
+        println!("{}", serde_json::to_string_pretty(&report.to_json(&graph)).expect("JSON values serialise"));
     } else {
         print_text(&report, &graph);
     }
-    Ok(if all_ok {
-        Outcome::Ok
-    } else {
-        Outcome::Mismatch
-    })
+    Ok(if all_ok { Outcome::Ok } else { Outcome::Mismatch })
 }

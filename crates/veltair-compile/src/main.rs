@@ -10,11 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "veltair-compile",
-    version,
-    about = "Ahead-of-time multi-version compiler for ONNX models"
-)]
+#[command(name = "veltair-compile", version, about = "Ahead-of-time multi-version compiler for ONNX models")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,24 +36,16 @@ pub struct InputShape {
 impl std::str::FromStr for InputShape {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (name, dims) = s
-            .rsplit_once('=')
-            .ok_or_else(|| format!("expected NAME=DIMS (e.g. input=1x3x224x224), got '{s}'"))?;
+        let (name, dims) =
+            s.rsplit_once('=').ok_or_else(|| format!("expected NAME=DIMS (e.g. input=1x3x224x224), got '{s}'"))?;
         let dims = if dims.is_empty() || dims == "scalar" {
             Vec::new()
         } else {
             dims.split(['x', 'X', ','])
-                .map(|d| {
-                    d.trim()
-                        .parse::<usize>()
-                        .map_err(|_| format!("'{d}' in '{s}' is not a dimension"))
-                })
+                .map(|d| d.trim().parse::<usize>().map_err(|_| format!("'{d}' in '{s}' is not a dimension")))
                 .collect::<Result<_, _>>()?
         };
-        Ok(InputShape {
-            name: name.to_string(),
-            dims,
-        })
+        Ok(InputShape { name: name.to_string(), dims })
     }
 }
 

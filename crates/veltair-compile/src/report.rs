@@ -111,23 +111,11 @@ pub fn print_text(r: &CheckReport, graph: &Graph) {
         }
     }
     if !r.bound_inputs.is_empty() {
-        println!(
-            "  inputs fixed to their data values (they determine shapes): {}",
-            r.bound_inputs.join(", ")
-        );
+        println!("  inputs fixed to their data values (they determine shapes): {}", r.bound_inputs.join(", "));
     }
-    let name_w = r
-        .layers
-        .iter()
-        .map(|l| l.name.len())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 40);
+    let name_w = r.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).clamp(4, 40);
     println!();
-    println!(
-        "{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}",
-        "#", "name", "op", "output", "MACs", "params"
-    );
+    println!("{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}", "#", "name", "op", "output", "MACs", "params");
     for (i, l) in r.layers.iter().enumerate() {
         let name: String = l.name.chars().take(name_w).collect();
         println!(

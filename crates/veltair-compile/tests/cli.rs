@@ -8,9 +8,7 @@ fn bin() -> Command {
 }
 
 fn zoo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/small")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/small").join(name)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -18,11 +16,7 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]
@@ -36,10 +30,7 @@ fn check_passes_on_zoo_data_and_prints_layers() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = text(&o);
-    assert!(
-        out.contains("Conv") && out.contains("totals:") && out.contains(" ok "),
-        "{out}"
-    );
+    assert!(out.contains("Conv") && out.contains("totals:") && out.contains(" ok "), "{out}");
 }
 
 #[test]
@@ -55,11 +46,7 @@ fn check_json_is_one_object_with_totals_and_errors() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
     assert!(v["totals"]["macs"].as_u64().unwrap() > 0);
-    assert!(v["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|l| l["op"] == "LayerNormalization"));
+    assert!(v["layers"].as_array().unwrap().iter().any(|l| l["op"] == "LayerNormalization"));
     assert_eq!(v["data"][0]["ok"], true);
     assert!(v["data"][0]["outputs"][0]["max_abs_err"].as_f64().unwrap() < 1e-3);
 }
@@ -69,34 +56,14 @@ fn mismatching_outputs_exit_1() {
     let dir = zoo("mobilenetv2");
     let data = std::env::temp_dir().join(format!("veltair-cli-mismatch-{}", std::process::id()));
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::copy(
-        dir.join("test_data_set_0/input_0.pb"),
-        data.join("input_0.pb"),
-    )
-    .unwrap();
+    std::fs::copy(dir.join("test_data_set_0/input_0.pb"), data.join("input_0.pb")).unwrap();
     // The expected output of another model with the same output shape ([1, 10]).
-    std::fs::copy(
-        zoo("googlenet").join("test_data_set_0/output_0.pb"),
-        data.join("output_0.pb"),
-    )
-    .unwrap();
-    let o = run(&[
-        "check",
-        dir.join("model.onnx").to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    std::fs::copy(zoo("googlenet").join("test_data_set_0/output_0.pb"), data.join("output_0.pb")).unwrap();
+    let o = run(&["check", dir.join("model.onnx").to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("MISMATCH"));
     // A huge tolerance accepts it.
-    let o = run(&[
-        "check",
-        dir.join("model.onnx").to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--atol",
-        "10",
-    ]);
+    let o = run(&["check", dir.join("model.onnx").to_str().unwrap(), "--data", data.to_str().unwrap(), "--atol", "10"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     std::fs::remove_dir_all(&data).unwrap();
 }
@@ -108,8 +75,7 @@ fn unimportable_models_exit_2_with_a_message() {
     assert!(text(&missing).contains("cannot read"), "{}", text(&missing));
 
     let bytes = std::fs::read(zoo("resnet50").join("model.onnx")).unwrap();
-    let truncated =
-        std::env::temp_dir().join(format!("veltair-cli-trunc-{}.onnx", std::process::id()));
+    let truncated = std::env::temp_dir().join(format!("veltair-cli-trunc-{}.onnx", std::process::id()));
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let o = run(&["check", truncated.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -123,22 +89,11 @@ fn dynamic_batch_needs_a_pin_or_data() {
     let o = run(&["check", model.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--input-shape"), "{}", text(&o));
-    let o = run(&[
-        "check",
-        model.to_str().unwrap(),
-        "--input-shape",
-        "input=2x3x64x64",
-        "--json",
-    ]);
+    let o = run(&["check", model.to_str().unwrap(), "--input-shape", "input=2x3x64x64", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["inputs"][0]["shape"], serde_json::json!([2, 3, 64, 64]));
     assert_eq!(v["outputs"][0]["shape"], serde_json::json!([2, 10]));
-    let bad = run(&[
-        "check",
-        model.to_str().unwrap(),
-        "--input-shape",
-        "input=2xAx64",
-    ]);
+    let bad = run(&["check", model.to_str().unwrap(), "--input-shape", "input=2xAx64"]);
     assert_eq!(bad.status.code(), Some(2));
 }

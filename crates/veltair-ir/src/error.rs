@@ -29,9 +29,6 @@ impl IrError {
         IrError::Value(msg.into())
     }
     pub fn dtype(dtype: crate::DType, what: impl Into<String>) -> Self {
-        IrError::DType {
-            dtype,
-            what: what.into(),
-        }
+        IrError::DType { dtype, what: what.into() }
     }
 }

@@ -47,35 +47,20 @@ impl Graph {
 
     /// Adds a non-constant value.
     pub fn add_value(&mut self, name: impl Into<String>, ty: TensorType) -> ValueId {
-        self.values.push(Value {
-            name: name.into(),
-            ty,
-            constant: None,
-        });
+        self.values.push(Value { name: name.into(), ty, constant: None });
         ValueId(self.values.len() - 1)
     }
 
     /// Adds a constant value.
     pub fn add_constant(&mut self, name: impl Into<String>, tensor: Tensor) -> ValueId {
         let ty = tensor.ty();
-        self.values.push(Value {
-            name: name.into(),
-            ty,
-            constant: Some(tensor),
-        });
+        self.values.push(Value { name: name.into(), ty, constant: Some(tensor) });
         ValueId(self.values.len() - 1)
     }
 
     /// Output types `op` would produce on these existing values (checked by shape inference).
-    pub fn infer_outputs(
-        &self,
-        op: &Op,
-        inputs: &[Option<ValueId>],
-    ) -> Result<Vec<TensorType>, IrError> {
-        let tys: Vec<Option<&TensorType>> = inputs
-            .iter()
-            .map(|i| i.map(|id| &self.value(id).ty))
-            .collect();
+    pub fn infer_outputs(&self, op: &Op, inputs: &[Option<ValueId>]) -> Result<Vec<TensorType>, IrError> {
+        let tys: Vec<Option<&TensorType>> = inputs.iter().map(|i| i.map(|id| &self.value(id).ty)).collect();
         infer(op, &tys)
     }
 
@@ -97,18 +82,8 @@ impl Graph {
                 tys.len()
             )));
         }
-        let outputs: Vec<ValueId> = output_names
-            .iter()
-            .zip(tys)
-            .map(|(n, t)| self.add_value(n.clone(), t))
-            .collect();
-        self.nodes.push(Node {
-            name: name.into(),
-            source_op: source_op.into(),
-            op,
-            inputs,
-            outputs: outputs.clone(),
-        });
+        let outputs: Vec<ValueId> = output_names.iter().zip(tys).map(|(n, t)| self.add_value(n.clone(), t)).collect();
+        self.nodes.push(Node { name: name.into(), source_op: source_op.into(), op, inputs, outputs: outputs.clone() });
         Ok(outputs)
     }
 
@@ -134,10 +109,6 @@ impl Graph {
 
     /// Total size in bytes of all constant values (weights and folded constants).
     pub fn weight_bytes(&self) -> usize {
-        self.values
-            .iter()
-            .filter_map(|v| v.constant.as_ref())
-            .map(Tensor::byte_size)
-            .sum()
+        self.values.iter().filter_map(|v| v.constant.as_ref()).map(Tensor::byte_size).sum()
     }
 }

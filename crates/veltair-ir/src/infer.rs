@@ -10,15 +10,10 @@ use crate::{DType, IrError, Op, TensorType, UnaryOp};
 pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>, IrError> {
     let out = match op {
         Op::Conv(a) => vec![conv(a, inputs, false, &[])?],
-        Op::ConvTranspose {
-            conv: a,
-            output_padding,
-        } => {
+        Op::ConvTranspose { conv: a, output_padding } => {
             vec![conv(a, inputs, true, output_padding)?]
         }
-        Op::Gemm {
-            trans_a, trans_b, ..
-        } => vec![gemm(inputs, *trans_a, *trans_b)?],
+        Op::Gemm { trans_a, trans_b, .. } => vec![gemm(inputs, *trans_a, *trans_b)?],
         Op::MatMul => vec![matmul(input(inputs, 0)?, input(inputs, 1)?)?],
         Op::Binary(b) => vec![elementwise(inputs, *b == crate::BinaryOp::Pow)?],
         Op::Mean => vec![elementwise(inputs, false)?],
@@ -28,7 +23,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         }
         Op::Where => vec![where_(inputs)?],
         Op::Unary(u) => vec![unary(*u, input(inputs, 0)?)?],
-        Op::Cast(to) => vec![TensorType::new(*to, input(inputs, 0)?.shape.clone())],
+        Op::Cast { to, .. } => vec![TensorType::new(*to, input(inputs, 0)?.shape.clone())],
         Op::Softmax { axis, .. } => {
             let x = float_input(inputs, 0, "Softmax")?;
             axis_in(*axis, x.rank(), "Softmax")?;
@@ -40,9 +35,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Lrn { size, .. } => {
             let x = float_input(inputs, 0, "LRN")?;
             if x.rank() < 3 || *size == 0 {
-                return Err(IrError::shape(format!(
-                    "LRN needs rank >= 3 and size >= 1, got {x}"
-                )));
+                return Err(IrError::shape(format!("LRN needs rank >= 3 and size >= 1, got {x}")));
             }
             vec![x.clone()]
         }
@@ -55,9 +48,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::GlobalAveragePool | Op::GlobalMaxPool => {
             let x = float_input(inputs, 0, "global pooling")?;
             if x.rank() < 3 {
-                return Err(IrError::shape(format!(
-                    "global pooling needs rank >= 3, got {x}"
-                )));
+                return Err(IrError::shape(format!("global pooling needs rank >= 3, got {x}")));
             }
             let mut shape = x.shape.clone();
             shape[2..].iter_mut().for_each(|d| *d = 1);
@@ -66,10 +57,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Reshape(shape) => {
             let x = input(inputs, 0)?;
             if checked_numel(shape)? != x.numel() {
-                return Err(IrError::shape(format!(
-                    "cannot reshape {x} to [{}]",
-                    format_dims(shape)
-                )));
+                return Err(IrError::shape(format!("cannot reshape {x} to [{}]", format_dims(shape))));
             }
             vec![TensorType::new(x.dtype, shape.clone())]
         }
@@ -80,10 +68,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Gather { axis } => vec![gather(input(inputs, 0)?, input(inputs, 1)?, *axis)?],
         Op::Expand(shape) => {
             let x = input(inputs, 0)?;
-            vec![TensorType::new(
-                x.dtype,
-                broadcast_shapes(&[&x.shape, shape])?,
-            )]
+            vec![TensorType::new(x.dtype, broadcast_shapes(&[&x.shape, shape])?)]
         }
         Op::Tile(repeats) => vec![tile(input(inputs, 0)?, repeats)?],
         Op::Pad { begin, end, .. } => vec![pad(input(inputs, 0)?, begin, end)?],
@@ -91,10 +76,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Resize(r) => {
             let x = input(inputs, 0)?;
             if r.out_shape.len() != x.rank() || r.scales.len() != x.rank() {
-                return Err(IrError::shape(format!(
-                    "Resize of {x} needs {} sizes/scales",
-                    x.rank()
-                )));
+                return Err(IrError::shape(format!("Resize of {x} needs {} sizes/scales", x.rank())));
             }
             if !x.dtype.is_float() && r.mode != crate::ResizeMode::Nearest {
                 return Err(IrError::dtype(x.dtype, "Resize with interpolation"));
@@ -107,18 +89,10 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
 }
 
 fn input<'a>(inputs: &[Option<&'a TensorType>], i: usize) -> Result<&'a TensorType, IrError> {
-    inputs
-        .get(i)
-        .copied()
-        .flatten()
-        .ok_or_else(|| IrError::shape(format!("required input #{i} is missing")))
+    inputs.get(i).copied().flatten().ok_or_else(|| IrError::shape(format!("required input #{i} is missing")))
 }
 
-fn float_input<'a>(
-    inputs: &[Option<&'a TensorType>],
-    i: usize,
-    what: &str,
-) -> Result<&'a TensorType, IrError> {
+fn float_input<'a>(inputs: &[Option<&'a TensorType>], i: usize, what: &str) -> Result<&'a TensorType, IrError> {
     let t = input(inputs, i)?;
     if !t.dtype.is_float() {
         return Err(IrError::dtype(t.dtype, what));
@@ -128,18 +102,14 @@ fn float_input<'a>(
 
 fn axis_in(axis: usize, rank: usize, what: &str) -> Result<(), IrError> {
     if axis >= rank {
-        return Err(IrError::attr(format!(
-            "{what}: axis {axis} out of range for rank {rank}"
-        )));
+        return Err(IrError::attr(format!("{what}: axis {axis} out of range for rank {rank}")));
     }
     Ok(())
 }
 
 fn same_dtype(a: &TensorType, b: &TensorType, what: &str) -> Result<(), IrError> {
     if a.dtype != b.dtype {
-        return Err(IrError::shape(format!(
-            "{what}: element types differ ({a} vs {b})"
-        )));
+        return Err(IrError::shape(format!("{what}: element types differ ({a} vs {b})")));
     }
     Ok(())
 }
@@ -156,32 +126,17 @@ fn conv(
     same_dtype(x, w, what)?;
     let nsp = a.kernel.len();
     if x.rank() != nsp + 2 || w.rank() != nsp + 2 {
-        return Err(IrError::shape(format!(
-            "{what}: input {x} and weight {w} need rank {}",
-            nsp + 2
-        )));
+        return Err(IrError::shape(format!("{what}: input {x} and weight {w} need rank {}", nsp + 2)));
     }
-    let lens = [
-        a.strides.len(),
-        a.dilations.len(),
-        a.pads_begin.len(),
-        a.pads_end.len(),
-    ];
+    let lens = [a.strides.len(), a.dilations.len(), a.pads_begin.len(), a.pads_end.len()];
     if lens.iter().any(|&l| l != nsp) || (transpose && output_padding.len() != nsp) {
-        return Err(IrError::attr(format!(
-            "{what}: attributes must have {nsp} spatial entries"
-        )));
+        return Err(IrError::attr(format!("{what}: attributes must have {nsp} spatial entries")));
     }
     if a.group == 0 || a.strides.contains(&0) || a.dilations.contains(&0) || a.kernel.contains(&0) {
-        return Err(IrError::attr(format!(
-            "{what}: group, strides, dilations and kernel must be >= 1"
-        )));
+        return Err(IrError::attr(format!("{what}: group, strides, dilations and kernel must be >= 1")));
     }
     if w.shape[2..] != a.kernel[..] {
-        return Err(IrError::shape(format!(
-            "{what}: weight {w} does not match kernel [{}]",
-            format_dims(&a.kernel)
-        )));
+        return Err(IrError::shape(format!("{what}: weight {w} does not match kernel [{}]", format_dims(&a.kernel))));
     }
     let c = x.shape[1];
     let out_channels = if transpose {
@@ -204,9 +159,7 @@ fn conv(
     };
     if let Some(b) = inputs.get(2).copied().flatten() {
         if b.shape != [out_channels] {
-            return Err(IrError::shape(format!(
-                "{what}: bias {b} must have {out_channels} elements"
-            )));
+            return Err(IrError::shape(format!("{what}: bias {b} must have {out_channels} elements")));
         }
     }
     let mut shape = vec![x.shape[0], out_channels];
@@ -217,9 +170,7 @@ fn conv(
             let full = a.strides[i] * (inp.max(1) - 1) + output_padding[i] + window;
             let pads = a.pads_begin[i] + a.pads_end[i];
             if output_padding[i] >= a.strides[i].max(a.dilations[i]) || full < pads {
-                return Err(IrError::attr(format!(
-                    "{what}: output_padding/pads do not fit axis {i}"
-                )));
+                return Err(IrError::attr(format!("{what}: output_padding/pads do not fit axis {i}")));
             }
             full - pads
         } else {
@@ -242,31 +193,17 @@ fn gemm(inputs: &[Option<&TensorType>], ta: bool, tb: bool) -> Result<TensorType
     let b = input(inputs, 1)?;
     same_dtype(a, b, "Gemm")?;
     if a.rank() != 2 || b.rank() != 2 {
-        return Err(IrError::shape(format!(
-            "Gemm needs 2-D inputs, got {a} and {b}"
-        )));
+        return Err(IrError::shape(format!("Gemm needs 2-D inputs, got {a} and {b}")));
     }
-    let (m, k) = if ta {
-        (a.shape[1], a.shape[0])
-    } else {
-        (a.shape[0], a.shape[1])
-    };
-    let (k2, n) = if tb {
-        (b.shape[1], b.shape[0])
-    } else {
-        (b.shape[0], b.shape[1])
-    };
+    let (m, k) = if ta { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+    let (k2, n) = if tb { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
     if k != k2 {
-        return Err(IrError::shape(format!(
-            "Gemm: inner dimensions differ ({a} x {b})"
-        )));
+        return Err(IrError::shape(format!("Gemm: inner dimensions differ ({a} x {b})")));
     }
     if let Some(c) = inputs.get(2).copied().flatten() {
         let bc = broadcast_shapes(&[&c.shape, &[m, n]])?;
         if bc != [m, n] {
-            return Err(IrError::shape(format!(
-                "Gemm: C {c} does not broadcast to [{m}x{n}]"
-            )));
+            return Err(IrError::shape(format!("Gemm: C {c} does not broadcast to [{m}x{n}]")));
         }
     }
     Ok(TensorType::new(a.dtype, vec![m, n]))
@@ -279,15 +216,9 @@ pub fn matmul(a: &TensorType, b: &TensorType) -> Result<TensorType, IrError> {
         return Err(IrError::shape(format!("MatMul of scalars ({a}, {b})")));
     }
     let k = a.shape[a.rank() - 1];
-    let kb = if b.rank() == 1 {
-        b.shape[0]
-    } else {
-        b.shape[b.rank() - 2]
-    };
+    let kb = if b.rank() == 1 { b.shape[0] } else { b.shape[b.rank() - 2] };
     if k != kb {
-        return Err(IrError::shape(format!(
-            "MatMul: inner dimensions differ ({a} x {b})"
-        )));
+        return Err(IrError::shape(format!("MatMul: inner dimensions differ ({a} x {b})")));
     }
     let a_batch = &a.shape[..a.rank().saturating_sub(2)];
     let b_batch = &b.shape[..b.rank().saturating_sub(2)];
@@ -323,18 +254,13 @@ fn where_(inputs: &[Option<&TensorType>]) -> Result<TensorType, IrError> {
         return Err(IrError::dtype(c.dtype, "Where condition"));
     }
     same_dtype(x, y, "Where")?;
-    Ok(TensorType::new(
-        x.dtype,
-        broadcast_shapes(&[&c.shape, &x.shape, &y.shape])?,
-    ))
+    Ok(TensorType::new(x.dtype, broadcast_shapes(&[&c.shape, &x.shape, &y.shape])?))
 }
 
 fn unary(u: UnaryOp, x: &TensorType) -> Result<TensorType, IrError> {
     let ok = match u {
         UnaryOp::Not => x.dtype == DType::Bool,
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Relu | UnaryOp::Clip { .. } => {
-            x.dtype != DType::Bool
-        }
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Relu | UnaryOp::Clip { .. } => x.dtype != DType::Bool,
         _ => x.dtype.is_float(),
     };
     if !ok {
@@ -363,11 +289,7 @@ fn layer_norm(inputs: &[Option<&TensorType>], axis: usize) -> Result<Vec<TensorT
     Ok(vec![x.clone(), stat.clone(), stat])
 }
 
-fn channel_norm(
-    inputs: &[Option<&TensorType>],
-    n: usize,
-    what: &str,
-) -> Result<TensorType, IrError> {
+fn channel_norm(inputs: &[Option<&TensorType>], n: usize, what: &str) -> Result<TensorType, IrError> {
     let x = float_input(inputs, 0, what)?;
     if x.rank() < 2 {
         return Err(IrError::shape(format!("{what} needs rank >= 2, got {x}")));
@@ -400,11 +322,7 @@ pub fn pooled_extent(
         return None;
     }
     let span = padded - window;
-    let mut out = if ceil_mode {
-        span.div_ceil(stride) + 1
-    } else {
-        span / stride + 1
-    };
+    let mut out = if ceil_mode { span.div_ceil(stride) + 1 } else { span / stride + 1 };
     // A window must start inside the input or its leading padding.
     if ceil_mode && (out - 1) * stride >= input + pad_begin {
         out -= 1;
@@ -415,34 +333,20 @@ pub fn pooled_extent(
 fn pool(p: &crate::PoolAttrs, x: &TensorType) -> Result<TensorType, IrError> {
     let nsp = p.kernel.len();
     if x.rank() != nsp + 2 {
-        return Err(IrError::shape(format!(
-            "pooling with a {nsp}-D kernel needs rank {}, got {x}",
-            nsp + 2
-        )));
+        return Err(IrError::shape(format!("pooling with a {nsp}-D kernel needs rank {}, got {x}", nsp + 2)));
     }
-    let lens = [
-        p.strides.len(),
-        p.dilations.len(),
-        p.pads_begin.len(),
-        p.pads_end.len(),
-    ];
+    let lens = [p.strides.len(), p.dilations.len(), p.pads_begin.len(), p.pads_end.len()];
     if lens.iter().any(|&l| l != nsp) {
-        return Err(IrError::attr(format!(
-            "pooling attributes must have {nsp} spatial entries"
-        )));
+        return Err(IrError::attr(format!("pooling attributes must have {nsp} spatial entries")));
     }
     if p.strides.contains(&0) || p.dilations.contains(&0) || p.kernel.contains(&0) {
-        return Err(IrError::attr(
-            "pooling strides, dilations and kernel must be >= 1",
-        ));
+        return Err(IrError::attr("pooling strides, dilations and kernel must be >= 1"));
     }
     let mut shape = x.shape[..2].to_vec();
     for i in 0..nsp {
         let window = (p.kernel[i] - 1) * p.dilations[i] + 1;
         if p.pads_begin[i] >= window || p.pads_end[i] >= window {
-            return Err(IrError::attr(format!(
-                "pooling pad larger than the window on axis {i}"
-            )));
+            return Err(IrError::attr(format!("pooling pad larger than the window on axis {i}")));
         }
         let d = pooled_extent(
             x.shape[i + 2],
@@ -461,19 +365,10 @@ fn pool(p: &crate::PoolAttrs, x: &TensorType) -> Result<TensorType, IrError> {
 
 fn transpose(x: &TensorType, perm: &[usize]) -> Result<TensorType, IrError> {
     let mut seen = vec![false; x.rank()];
-    if perm.len() != x.rank()
-        || perm
-            .iter()
-            .any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
-    {
-        return Err(IrError::attr(format!(
-            "Transpose: {perm:?} is not a permutation for {x}"
-        )));
+    if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
+        return Err(IrError::attr(format!("Transpose: {perm:?} is not a permutation for {x}")));
     }
-    Ok(TensorType::new(
-        x.dtype,
-        perm.iter().map(|&p| x.shape[p]).collect(),
-    ))
+    Ok(TensorType::new(x.dtype, perm.iter().map(|&p| x.shape[p]).collect()))
 }
 
 fn concat(inputs: &[Option<&TensorType>], axis: usize) -> Result<TensorType, IrError> {
@@ -484,12 +379,9 @@ fn concat(inputs: &[Option<&TensorType>], axis: usize) -> Result<TensorType, IrE
     for (i, t) in inputs.iter().enumerate() {
         let t = t.ok_or_else(|| IrError::shape(format!("Concat input #{i} missing")))?;
         same_dtype(first, t, "Concat")?;
-        let fits = t.rank() == first.rank()
-            && (0..t.rank()).all(|d| d == axis || t.shape[d] == first.shape[d]);
+        let fits = t.rank() == first.rank() && (0..t.rank()).all(|d| d == axis || t.shape[d] == first.shape[d]);
         if !fits {
-            return Err(IrError::shape(format!(
-                "Concat on axis {axis}: {t} does not fit {first}"
-            )));
+            return Err(IrError::shape(format!("Concat on axis {axis}: {t} does not fit {first}")));
         }
         shape[axis] += t.shape[axis];
     }
@@ -523,10 +415,7 @@ fn slice(x: &TensorType, axes: &[crate::SliceAxis]) -> Result<TensorType, IrErro
         let last = s.start as i64 + s.step * (s.len as i64 - 1);
         let fits = s.len == 0 || (s.step != 0 && (s.start as i64) < dim && last >= 0 && last < dim);
         if !fits {
-            return Err(IrError::attr(format!(
-                "Slice on axis {} leaves the tensor {x}",
-                s.axis
-            )));
+            return Err(IrError::attr(format!("Slice on axis {} leaves the tensor {x}", s.axis)));
         }
         shape[s.axis] = s.len;
     }
@@ -547,36 +436,22 @@ fn gather(data: &TensorType, idx: &TensorType, axis: usize) -> Result<TensorType
 
 fn tile(x: &TensorType, repeats: &[usize]) -> Result<TensorType, IrError> {
     if repeats.len() != x.rank() {
-        return Err(IrError::attr(format!(
-            "Tile needs {} repeats, got {}",
-            x.rank(),
-            repeats.len()
-        )));
+        return Err(IrError::attr(format!("Tile needs {} repeats, got {}", x.rank(), repeats.len())));
     }
-    let shape: Vec<usize> = x
-        .shape
-        .iter()
-        .zip(repeats)
-        .map(|(d, r)| d.saturating_mul(*r))
-        .collect();
+    let shape: Vec<usize> = x.shape.iter().zip(repeats).map(|(d, r)| d.saturating_mul(*r)).collect();
     checked_numel(&shape)?;
     Ok(TensorType::new(x.dtype, shape))
 }
 
 fn pad(x: &TensorType, begin: &[i64], end: &[i64]) -> Result<TensorType, IrError> {
     if begin.len() != x.rank() || end.len() != x.rank() {
-        return Err(IrError::attr(format!(
-            "Pad needs {} begin and end pads for {x}",
-            x.rank()
-        )));
+        return Err(IrError::attr(format!("Pad needs {} begin and end pads for {x}", x.rank())));
     }
     let mut shape = Vec::with_capacity(x.rank());
     for i in 0..x.rank() {
         let d = x.shape[i] as i64 + begin[i] + end[i];
         if d < 0 || begin[i].abs() > 1 << 31 || end[i].abs() > 1 << 31 {
-            return Err(IrError::attr(format!(
-                "Pad leaves a negative extent on axis {i} of {x}"
-            )));
+            return Err(IrError::attr(format!("Pad leaves a negative extent on axis {i} of {x}")));
         }
         shape.push(d as usize);
     }
@@ -584,12 +459,7 @@ fn pad(x: &TensorType, begin: &[i64], end: &[i64]) -> Result<TensorType, IrError
     Ok(TensorType::new(x.dtype, shape))
 }
 
-fn reduce(
-    op: crate::ReduceOp,
-    x: &TensorType,
-    axes: &[usize],
-    keepdims: bool,
-) -> Result<TensorType, IrError> {
+fn reduce(op: crate::ReduceOp, x: &TensorType, axes: &[usize], keepdims: bool) -> Result<TensorType, IrError> {
     let mut shape = Vec::new();
     for &a in axes {
         axis_in(a, x.rank(), "Reduce")?;

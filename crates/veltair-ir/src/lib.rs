@@ -5,6 +5,7 @@ mod dtype;
 mod error;
 mod graph;
 pub mod infer;
+pub mod narrow;
 mod op;
 pub mod shape;
 mod stats;
@@ -14,8 +15,8 @@ pub use dtype::DType;
 pub use error::IrError;
 pub use graph::{Graph, Node, Value, ValueId};
 pub use op::{
-    BinaryOp, CompareOp, ConvAttrs, CoordMode, NearestMode, Op, PadMode, PoolAttrs, ReduceOp,
-    ResizeAttrs, ResizeMode, SliceAxis, UnaryOp,
+    BinaryOp, CompareOp, ConvAttrs, CoordMode, NearestMode, Op, PadMode, PoolAttrs, ReduceOp, ResizeAttrs, ResizeMode,
+    SliceAxis, UnaryOp,
 };
 pub use stats::NodeStats;
-pub use tensor::{Tensor, TensorData, TensorType, MAX_ELEMENTS};
+pub use tensor::{bf16, f16, Element, Tensor, TensorData, TensorType, MAX_ELEMENTS};

@@ -215,7 +215,11 @@ pub enum Op {
     /// Inputs: condition, x, y.
     Where,
     Unary(UnaryOp),
-    Cast(DType),
+    /// `saturate` clamps out-of-range values when casting to 8-bit floats.
+    Cast {
+        to: DType,
+        saturate: bool,
+    },
     /// `log` gives LogSoftmax; `coerce_2d` is the pre-opset-13 rule (flatten from `axis`).
     Softmax {
         axis: usize,
@@ -290,7 +294,7 @@ impl Op {
             Op::Compare(_) => "Compare",
             Op::Where => "Where",
             Op::Unary(_) => "Unary",
-            Op::Cast(_) => "Cast",
+            Op::Cast { .. } => "Cast",
             Op::Softmax { .. } => "Softmax",
             Op::LayerNorm { .. } => "LayerNorm",
             Op::BatchNorm { .. } => "BatchNorm",

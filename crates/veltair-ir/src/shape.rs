@@ -8,27 +8,16 @@ pub fn format_dims(shape: &[usize]) -> String {
     if shape.is_empty() {
         return "scalar".to_string();
     }
-    shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
+    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
 }
 
 /// Element count of a shape, refusing overflow and anything above [`MAX_ELEMENTS`].
 pub fn checked_numel(shape: &[usize]) -> Result<usize, IrError> {
     let mut n: usize = 1;
     for &d in shape {
-        n = n
-            .checked_mul(d)
-            .filter(|&n| n <= MAX_ELEMENTS)
-            .ok_or_else(|| {
-                IrError::TooLarge(format!(
-                    "shape [{}] exceeds the limit of {} elements",
-                    format_dims(shape),
-                    MAX_ELEMENTS
-                ))
-            })?;
+        n = n.checked_mul(d).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| {
+            IrError::TooLarge(format!("shape [{}] exceeds the limit of {} elements", format_dims(shape), MAX_ELEMENTS))
+        })?;
     }
     Ok(n)
 }
@@ -47,9 +36,7 @@ pub fn normalize_axis(axis: i64, rank: usize, what: &str) -> Result<usize, IrErr
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r {
-        return Err(IrError::attr(format!(
-            "{what}: axis {axis} out of range for rank {rank}"
-        )));
+        return Err(IrError::attr(format!("{what}: axis {axis} out of range for rank {rank}")));
     }
     Ok(a as usize)
 }
@@ -65,14 +52,8 @@ pub fn broadcast_shapes(shapes: &[&[usize]]) -> Result<Vec<usize>, IrError> {
             if *o == 1 {
                 *o = d;
             } else if d != 1 && d != *o {
-                let all: Vec<String> = shapes
-                    .iter()
-                    .map(|s| format!("[{}]", format_dims(s)))
-                    .collect();
-                return Err(IrError::shape(format!(
-                    "cannot broadcast shapes {}",
-                    all.join(", ")
-                )));
+                let all: Vec<String> = shapes.iter().map(|s| format!("[{}]", format_dims(s))).collect();
+                return Err(IrError::shape(format!("cannot broadcast shapes {}", all.join(", "))));
             }
         }
     }
@@ -126,10 +107,7 @@ mod tests {
 
     #[test]
     fn broadcast_rules() {
-        assert_eq!(
-            broadcast_shapes(&[&[2, 1, 4], &[3, 1]]).unwrap(),
-            vec![2, 3, 4]
-        );
+        assert_eq!(broadcast_shapes(&[&[2, 1, 4], &[3, 1]]).unwrap(), vec![2, 3, 4]);
         assert_eq!(broadcast_shapes(&[&[], &[5]]).unwrap(), vec![5]);
         assert!(broadcast_shapes(&[&[2, 3], &[4, 3]]).is_err());
     }

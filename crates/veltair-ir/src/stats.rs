@@ -13,21 +13,13 @@ pub struct NodeStats {
 
 impl NodeStats {
     pub fn of(graph: &Graph, node: &Node) -> NodeStats {
-        let ty = |i: usize| {
-            node.inputs
-                .get(i)
-                .copied()
-                .flatten()
-                .map(|id| &graph.value(id).ty)
-        };
+        let ty = |i: usize| node.inputs.get(i).copied().flatten().map(|id| &graph.value(id).ty);
         let out = &graph.value(node.outputs[0]).ty;
         let macs = match &node.op {
-            Op::Conv(_) => ty(1).map_or(0, |w| {
-                out.numel() as u64 * w.shape[1..].iter().product::<usize>() as u64
-            }),
-            Op::ConvTranspose { .. } => ty(0).zip(ty(1)).map_or(0, |(x, w)| {
-                x.numel() as u64 * w.shape[1..].iter().product::<usize>() as u64
-            }),
+            Op::Conv(_) => ty(1).map_or(0, |w| out.numel() as u64 * w.shape[1..].iter().product::<usize>() as u64),
+            Op::ConvTranspose { .. } => {
+                ty(0).zip(ty(1)).map_or(0, |(x, w)| x.numel() as u64 * w.shape[1..].iter().product::<usize>() as u64)
+            }
             Op::Gemm { trans_a, .. } => ty(0).map_or(0, |a| {
                 let k = if *trans_a { a.shape[0] } else { a.shape[1] };
                 out.numel() as u64 * k as u64

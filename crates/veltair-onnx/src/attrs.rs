@@ -109,11 +109,8 @@ impl<'a> Attrs<'a> {
             .map(|v| {
                 v.iter()
                     .map(|&x| {
-                        usize::try_from(x).map_err(|_| {
-                            NodeProblem::Invalid(format!(
-                                "attribute '{name}' has negative entry {x}"
-                            ))
-                        })
+                        usize::try_from(x)
+                            .map_err(|_| NodeProblem::Invalid(format!("attribute '{name}' has negative entry {x}")))
                     })
                     .collect()
             })

@@ -21,10 +21,7 @@ pub enum NodeProblem {
     Unsupported(String),
     /// An operand that fixes a shape is not a compile-time constant. It is computed from the
     /// listed graph inputs (if any); binding them with `ImportOptions::input_values` fixes it.
-    NeedsConstant {
-        input: String,
-        from_inputs: Vec<String>,
-    },
+    NeedsConstant { input: String, from_inputs: Vec<String> },
 }
 
 /// Why a model could not be imported.
@@ -66,24 +63,15 @@ impl ImportError {
         matches!(
             self,
             ImportError::Unsupported { .. }
-                | ImportError::Node {
-                    problem: NodeProblem::Unsupported(_),
-                    ..
-                }
-                | ImportError::Initializer {
-                    problem: NodeProblem::Unsupported(_),
-                    ..
-                }
+                | ImportError::Node { problem: NodeProblem::Unsupported(_), .. }
+                | ImportError::Initializer { problem: NodeProblem::Unsupported(_), .. }
         )
     }
 
     /// Graph inputs that would have to be bound to values for the import to succeed.
     pub fn inputs_needing_values(&self) -> Vec<String> {
         match self {
-            ImportError::Node {
-                problem: NodeProblem::NeedsConstant { from_inputs, .. },
-                ..
-            } => from_inputs.clone(),
+            ImportError::Node { problem: NodeProblem::NeedsConstant { from_inputs, .. }, .. } => from_inputs.clone(),
             _ => Vec::new(),
         }
     }
@@ -98,27 +86,14 @@ impl fmt::Display for ImportError {
             ImportError::Parse(m) => write!(f, "not a valid ONNX model: {m}"),
             ImportError::Model(m) => write!(f, "invalid model: {m}"),
             ImportError::Unsupported { opset, ops } => {
-                write!(
-                    f,
-                    "{} node(s) use operators veltair does not support (opset {opset}):",
-                    ops.len()
-                )?;
+                write!(f, "{} node(s) use operators veltair does not support (opset {opset}):", ops.len())?;
                 for o in ops {
-                    let domain = if o.domain.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" in domain '{}'", o.domain)
-                    };
+                    let domain = if o.domain.is_empty() { String::new() } else { format!(" in domain '{}'", o.domain) };
                     write!(f, "\n  node '{}': {}{}", o.node, o.op, domain)?;
                 }
                 Ok(())
             }
-            ImportError::Node {
-                node,
-                op,
-                opset,
-                problem,
-            } => {
+            ImportError::Node { node, op, opset, problem } => {
                 write!(f, "node '{node}' ({op}, opset {opset}): ")?;
                 match problem {
                     NodeProblem::Invalid(m) => write!(f, "{m}"),

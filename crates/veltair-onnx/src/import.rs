@@ -5,9 +5,7 @@
 use crate::convert::{convert, Lowered, NodeCtx, Operand, Produced, SUPPORTED_OPS};
 use crate::tensor_proto::{dtype_of, onnx_type_name, tensor_from_proto};
 use crate::{attrs::Attrs, ImportError, NodeProblem, UnsupportedOp};
-use onnx_protobuf::{
-    tensor_shape_proto::dimension, type_proto, GraphProto, Message, ModelProto, ValueInfoProto,
-};
+use onnx_protobuf::{tensor_shape_proto::dimension, type_proto, GraphProto, Message, ModelProto, ValueInfoProto};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use veltair_ir::shape::format_dims;
@@ -31,26 +29,18 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Reads and parses a model file; external data is resolved beside it.
     pub fn load(path: &Path) -> Result<OnnxModel, ImportError> {
-        let bytes = std::fs::read(path).map_err(|e| ImportError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| ImportError::Io { path: path.to_path_buf(), message: e.to_string() })?;
         OnnxModel::from_bytes(&bytes, path.parent())
     }
 
     /// Parses model bytes; `base_dir` resolves external data (none: external data is an error).
     pub fn from_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<OnnxModel, ImportError> {
-        let proto =
-            ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(e.to_string()))?;
+        let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(e.to_string()))?;
         if proto.graph.is_none() {
-            return Err(ImportError::Parse(
-                "the file holds no graph (empty, truncated or not an ONNX model)".into(),
-            ));
+            return Err(ImportError::Parse("the file holds no graph (empty, truncated or not an ONNX model)".into()));
         }
-        Ok(OnnxModel {
-            proto,
-            base_dir: base_dir.map(Path::to_path_buf),
-        })
+        Ok(OnnxModel { proto, base_dir: base_dir.map(Path::to_path_buf) })
     }
 
     fn graph(&self) -> &GraphProto {
@@ -61,11 +51,7 @@ impl OnnxModel {
     pub fn input_names(&self) -> Vec<String> {
         let g = self.graph();
         let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-        g.input
-            .iter()
-            .filter(|v| !inits.contains(v.name.as_str()))
-            .map(|v| v.name.clone())
-            .collect()
+        g.input.iter().filter(|v| !inits.contains(v.name.as_str())).map(|v| v.name.clone()).collect()
     }
 
     /// Names of the graph outputs, in model order.
@@ -80,9 +66,7 @@ impl OnnxModel {
             .iter()
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map(|o| o.version)
-            .ok_or_else(|| {
-                ImportError::Model("the model declares no opset for the default ONNX domain".into())
-            })
+            .ok_or_else(|| ImportError::Model("the model declares no opset for the default ONNX domain".into()))
     }
 
     /// Nodes whose operator (or domain) the importer does not support.
@@ -92,14 +76,9 @@ impl OnnxModel {
             .iter()
             .enumerate()
             .filter(|(_, n)| {
-                !(n.domain.is_empty() || n.domain == "ai.onnx")
-                    || !SUPPORTED_OPS.contains(&n.op_type.as_str())
+                !(n.domain.is_empty() || n.domain == "ai.onnx") || !SUPPORTED_OPS.contains(&n.op_type.as_str())
             })
-            .map(|(i, n)| UnsupportedOp {
-                node: label(i, &n.name),
-                op: n.op_type.clone(),
-                domain: n.domain.clone(),
-            })
+            .map(|(i, n)| UnsupportedOp { node: label(i, &n.name), op: n.op_type.clone(), domain: n.domain.clone() })
             .collect()
     }
 
@@ -119,9 +98,7 @@ impl OnnxModel {
     ) -> Result<(Graph, Vec<String>), ImportError> {
         let mut opts = opts.clone();
         for (name, t) in samples {
-            opts.input_shapes
-                .entry(name.clone())
-                .or_insert_with(|| t.shape().to_vec());
+            opts.input_shapes.entry(name.clone()).or_insert_with(|| t.shape().to_vec());
         }
         let mut bound = Vec::new();
         loop {
@@ -171,10 +148,7 @@ impl<'a> Importer<'a> {
             model,
             opts,
             opset,
-            graph: Graph {
-                name: g.name.clone(),
-                ..Graph::default()
-            },
+            graph: Graph { name: g.name.clone(), ..Graph::default() },
             names: HashMap::new(),
         })
     }
@@ -203,27 +177,16 @@ impl<'a> Importer<'a> {
         if ops.is_empty() {
             Ok(())
         } else {
-            Err(ImportError::Unsupported {
-                opset: self.opset,
-                ops,
-            })
+            Err(ImportError::Unsupported { opset: self.opset, ops })
         }
     }
 
     fn add_initializers(&mut self, g: &GraphProto) -> Result<(), ImportError> {
         for t in &g.initializer {
-            let tensor =
-                tensor_from_proto(t, self.model.base_dir.as_deref()).map_err(|problem| {
-                    ImportError::Initializer {
-                        name: t.name.clone(),
-                        problem,
-                    }
-                })?;
+            let tensor = tensor_from_proto(t, self.model.base_dir.as_deref())
+                .map_err(|problem| ImportError::Initializer { name: t.name.clone(), problem })?;
             if t.name.is_empty() || self.names.contains_key(&t.name) {
-                return Err(ImportError::Model(format!(
-                    "initializer name '{}' is empty or repeated",
-                    t.name
-                )));
+                return Err(ImportError::Model(format!("initializer name '{}' is empty or repeated", t.name)));
             }
             let id = self.graph.add_constant(t.name.clone(), tensor);
             self.names.insert(t.name.clone(), id);
@@ -233,19 +196,11 @@ impl<'a> Importer<'a> {
 
     fn add_inputs(&mut self, g: &GraphProto) -> Result<(), ImportError> {
         let declared: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
-        for name in self
-            .opts
-            .input_shapes
-            .keys()
-            .chain(self.opts.input_values.keys())
-        {
+        for name in self.opts.input_shapes.keys().chain(self.opts.input_values.keys()) {
             if !declared.contains(name.as_str()) || self.graph_is_initializer(name, g) {
                 return Err(ImportError::Signature {
                     name: name.clone(),
-                    message: format!(
-                        "not a graph input; the inputs are: {}",
-                        self.model.input_names().join(", ")
-                    ),
+                    message: format!("not a graph input; the inputs are: {}", self.model.input_names().join(", ")),
                 });
             }
         }
@@ -253,10 +208,7 @@ impl<'a> Importer<'a> {
             if self.names.contains_key(&vi.name) {
                 continue; // an initializer gives its value
             }
-            let sig = |message: String| ImportError::Signature {
-                name: vi.name.clone(),
-                message,
-            };
+            let sig = |message: String| ImportError::Signature { name: vi.name.clone(), message };
             let declared = declared_type(vi).map_err(sig)?;
             let id = if let Some(value) = self.opts.input_values.get(&vi.name) {
                 check_fits(&declared, &value.ty()).map_err(sig)?;
@@ -268,10 +220,7 @@ impl<'a> Importer<'a> {
                 id
             };
             if self.names.insert(vi.name.clone(), id).is_some() {
-                return Err(ImportError::Model(format!(
-                    "graph input '{}' is declared twice",
-                    vi.name
-                )));
+                return Err(ImportError::Model(format!("graph input '{}' is declared twice", vi.name)));
             }
         }
         Ok(())
@@ -294,18 +243,15 @@ impl<'a> Importer<'a> {
         for n in &node.input {
             inputs.push(match n.as_str() {
                 "" => None,
-                n => Some(*self.names.get(n).ok_or_else(|| {
-                    err(NodeProblem::Invalid(format!("input '{n}' is not defined")))
-                })?),
+                n => Some(
+                    *self
+                        .names
+                        .get(n)
+                        .ok_or_else(|| err(NodeProblem::Invalid(format!("input '{n}' is not defined"))))?,
+                ),
             });
         }
-        let ctx = NodeCtx {
-            node,
-            attrs: Attrs::new(node),
-            opset: self.opset,
-            graph: &self.graph,
-            inputs,
-        };
+        let ctx = NodeCtx { node, attrs: Attrs::new(node), opset: self.opset, graph: &self.graph, inputs };
         let lowered = convert(&ctx).map_err(err)?;
         match lowered {
             Lowered::Values(values) => {
@@ -315,9 +261,7 @@ impl<'a> Importer<'a> {
                     }
                     let id = match values.get(i) {
                         Some(Produced::Existing(id)) => *id,
-                        Some(Produced::Constant(t)) => {
-                            self.graph.add_constant(out.clone(), t.clone())
-                        }
+                        Some(Produced::Constant(t)) => self.graph.add_constant(out.clone(), t.clone()),
                         None => {
                             return Err(err(NodeProblem::Invalid(format!(
                                 "output #{i} '{out}' is not defined by this operator"
@@ -334,16 +278,11 @@ impl<'a> Importer<'a> {
                     .map(|(i, o)| {
                         o.map(|o| match o {
                             Operand::Value(id) => id,
-                            Operand::Constant(t) => {
-                                self.graph.add_constant(format!("{name}:operand{i}"), t)
-                            }
+                            Operand::Constant(t) => self.graph.add_constant(format!("{name}:operand{i}"), t),
                         })
                     })
                     .collect();
-                let out_tys = self
-                    .graph
-                    .infer_outputs(&op, &ids)
-                    .map_err(|e| err(shape_problem(e)))?;
+                let out_tys = self.graph.infer_outputs(&op, &ids).map_err(|e| err(shape_problem(e)))?;
                 if node.output.len() > out_tys.len() {
                     return Err(err(NodeProblem::Invalid(format!(
                         "{} outputs declared, the operator has {}",
@@ -351,17 +290,11 @@ impl<'a> Importer<'a> {
                         out_tys.len()
                     ))));
                 }
-                let all_constant = ids
-                    .iter()
-                    .flatten()
-                    .all(|&id| self.graph.value(id).constant.is_some());
+                let all_constant = ids.iter().flatten().all(|&id| self.graph.value(id).constant.is_some());
                 if all_constant {
-                    let args: Vec<Option<&Tensor>> = ids
-                        .iter()
-                        .map(|i| i.and_then(|id| self.graph.value(id).constant.as_ref()))
-                        .collect();
-                    let results =
-                        veltair_ref::eval_op(&op, &args).map_err(|e| err(shape_problem(e)))?;
+                    let args: Vec<Option<&Tensor>> =
+                        ids.iter().map(|i| i.and_then(|id| self.graph.value(id).constant.as_ref())).collect();
+                    let results = veltair_ref::eval_op(&op, &args).map_err(|e| err(shape_problem(e)))?;
                     for (out, t) in node.output.iter().zip(results) {
                         if !out.is_empty() {
                             let id = self.graph.add_constant(out.clone(), t);
@@ -373,13 +306,7 @@ impl<'a> Importer<'a> {
                         .output
                         .iter()
                         .enumerate()
-                        .map(|(i, o)| {
-                            if o.is_empty() {
-                                format!("{name}:unused{i}")
-                            } else {
-                                o.clone()
-                            }
-                        })
+                        .map(|(i, o)| if o.is_empty() { format!("{name}:unused{i}") } else { o.clone() })
                         .collect();
                     let outs = self
                         .graph
@@ -398,20 +325,14 @@ impl<'a> Importer<'a> {
 
     fn add_outputs(&mut self, g: &GraphProto) -> Result<(), ImportError> {
         for vi in &g.output {
-            let id = *self.names.get(&vi.name).ok_or_else(|| {
-                ImportError::Model(format!(
-                    "graph output '{}' is not produced by any node",
-                    vi.name
-                ))
-            })?;
+            let id = *self
+                .names
+                .get(&vi.name)
+                .ok_or_else(|| ImportError::Model(format!("graph output '{}' is not produced by any node", vi.name)))?;
             let ty = &self.graph.value(id).ty;
-            let sig = |message: String| ImportError::Signature {
-                name: vi.name.clone(),
-                message,
-            };
+            let sig = |message: String| ImportError::Signature { name: vi.name.clone(), message };
             if let Ok(declared) = declared_type(vi) {
-                check_fits(&declared, ty)
-                    .map_err(|m| sig(format!("{m} (computed by the model)")))?;
+                check_fits(&declared, ty).map_err(|m| sig(format!("{m} (computed by the model)")))?;
             }
             self.graph.outputs.push(id);
         }
@@ -433,15 +354,11 @@ struct Declared {
 }
 
 fn declared_type(vi: &ValueInfoProto) -> Result<Declared, String> {
-    let Some(type_proto::Value::TensorType(t)) = vi.type_.as_ref().and_then(|t| t.value.as_ref())
-    else {
-        return Err(
-            "only tensor inputs and outputs are supported (not sequences, maps or optionals)"
-                .into(),
-        );
+    let Some(type_proto::Value::TensorType(t)) = vi.type_.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Err("only tensor inputs and outputs are supported (not sequences, maps or optionals)".into());
     };
-    let dtype = dtype_of(t.elem_type)
-        .map_err(|_| format!("unsupported element type {}", onnx_type_name(t.elem_type)))?;
+    let dtype =
+        dtype_of(t.elem_type).map_err(|_| format!("unsupported element type {}", onnx_type_name(t.elem_type)))?;
     let dims = t.shape.as_ref().map(|s| {
         s.dim
             .iter()
@@ -455,75 +372,46 @@ fn declared_type(vi: &ValueInfoProto) -> Result<Declared, String> {
 }
 
 fn dims_text(dims: &[Option<usize>]) -> String {
-    dims.iter()
-        .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
-        .collect::<Vec<_>>()
-        .join("x")
+    dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect::<Vec<_>>().join("x")
 }
 
 /// The concrete type of an input: its declared dims with any dynamic ones pinned.
 fn pin(declared: &Declared, pinned: Option<&Vec<usize>>) -> Result<TensorType, String> {
     match (&declared.dims, pinned) {
         (Some(dims), Some(p)) => {
-            if dims.len() != p.len() || dims.iter().zip(p).any(|(d, v)| d.is_some_and(|d| d != *v))
-            {
-                return Err(format!(
-                    "declared as {} but pinned to {}",
-                    dims_text(dims),
-                    format_dims(p)
-                ));
+            if dims.len() != p.len() || dims.iter().zip(p).any(|(d, v)| d.is_some_and(|d| d != *v)) {
+                return Err(format!("declared as {} but pinned to {}", dims_text(dims), format_dims(p)));
             }
             Ok(TensorType::new(declared.dtype, p.clone()))
         }
         (None, Some(p)) => Ok(TensorType::new(declared.dtype, p.clone())),
-        (Some(dims), None) => match dims
-            .iter()
-            .map(|d| d.ok_or(()))
-            .collect::<Result<Vec<_>, _>>()
-        {
+        (Some(dims), None) => match dims.iter().map(|d| d.ok_or(())).collect::<Result<Vec<_>, _>>() {
             Ok(shape) => Ok(TensorType::new(declared.dtype, shape)),
             Err(()) => Err(format!(
                 "has dynamic dims ({}); pin them, e.g. --input-shape NAME={}",
                 dims_text(dims),
-                dims.iter()
-                    .map(|d| d.unwrap_or(1).to_string())
-                    .collect::<Vec<_>>()
-                    .join("x")
+                dims.iter().map(|d| d.unwrap_or(1).to_string()).collect::<Vec<_>>().join("x")
             )),
         },
         (None, None) => Err("has no declared shape; pin it with --input-shape NAME=DIMS".into()),
     }
-    .and_then(|t| {
-        veltair_ir::shape::checked_numel(&t.shape)
-            .map(|_| t)
-            .map_err(|e| e.to_string())
-    })
+    .and_then(|t| veltair_ir::shape::checked_numel(&t.shape).map(|_| t).map_err(|e| e.to_string()))
 }
 
 fn check_fits(declared: &Declared, actual: &TensorType) -> Result<(), String> {
     let shape_ok = declared.dims.as_ref().is_none_or(|dims| {
-        dims.len() == actual.rank()
-            && dims
-                .iter()
-                .zip(&actual.shape)
-                .all(|(d, a)| d.is_none_or(|d| d == *a))
+        dims.len() == actual.rank() && dims.iter().zip(&actual.shape).all(|(d, a)| d.is_none_or(|d| d == *a))
     });
     if declared.dtype != actual.dtype || !shape_ok {
         let dims = declared.dims.as_deref().map_or("?".to_string(), dims_text);
-        return Err(format!(
-            "declared as {}[{dims}], got {actual}",
-            declared.dtype
-        ));
+        return Err(format!("declared as {}[{dims}], got {actual}", declared.dtype));
     }
     Ok(())
 }
 
 /// Node indices in an order where every node follows the producers of its inputs. Fails on a
 /// value produced twice, an input nobody provides, or a cycle.
-fn topological_order(
-    g: &GraphProto,
-    known: &HashMap<String, ValueId>,
-) -> Result<Vec<usize>, ImportError> {
+fn topological_order(g: &GraphProto, known: &HashMap<String, ValueId>) -> Result<Vec<usize>, ImportError> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         for out in n.output.iter().filter(|o| !o.is_empty()) {
@@ -579,10 +467,7 @@ fn topological_order(
             .take(8)
             .map(|i| format!("'{}'", label(i, &g.node[i].name)))
             .collect();
-        return Err(ImportError::Model(format!(
-            "the graph has a cycle through nodes {}",
-            stuck.join(", ")
-        )));
+        return Err(ImportError::Model(format!("the graph has a cycle through nodes {}", stuck.join(", "))));
     }
     Ok(order)
 }

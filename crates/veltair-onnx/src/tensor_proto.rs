@@ -5,7 +5,7 @@ use crate::NodeProblem;
 use onnx_protobuf::{Message, TensorProto};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path};
-use veltair_ir::{shape::checked_numel, DType, Tensor, TensorData};
+use veltair_ir::{bf16, f16, narrow, shape::checked_numel, DType, Tensor, TensorData};
 
 /// The ONNX name of a data type code, for messages.
 pub fn onnx_type_name(code: i32) -> String {
@@ -51,10 +51,7 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
     let dtype = dtype_of(t.data_type)?;
     let mut shape = Vec::with_capacity(t.dims.len());
     for &d in &t.dims {
-        shape.push(
-            usize::try_from(d)
-                .map_err(|_| invalid(format!("tensor '{}' has negative dim {d}", t.name)))?,
-        );
+        shape.push(usize::try_from(d).map_err(|_| invalid(format!("tensor '{}' has negative dim {d}", t.name)))?);
     }
     let numel = checked_numel(&shape).map_err(|e| invalid(format!("tensor '{}': {e}", t.name)))?;
     let external;
@@ -66,107 +63,100 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
     };
     let data = if !raw.is_empty() || t.data_location.value() == 1 {
         decode_raw(raw, dtype, numel).ok_or_else(|| {
-            invalid(format!(
-                "tensor '{}': {} bytes of raw data for {numel} {dtype} elements",
-                t.name,
-                raw.len()
-            ))
+            invalid(format!("tensor '{}': {} bytes of raw data for {numel} {dtype} elements", t.name, raw.len()))
         })?
     } else {
-        typed_fields(t, dtype)
+        typed_fields(t, dtype, numel)
     };
     if data.len() != numel {
-        return Err(invalid(format!(
-            "tensor '{}': shape needs {numel} elements, the data has {}",
-            t.name,
-            data.len()
-        )));
+        return Err(invalid(format!("tensor '{}': shape needs {numel} elements, the data has {}", t.name, data.len())));
     }
     Tensor::new(shape, data).map_err(|e| invalid(e.to_string()))
 }
 
-fn typed_fields(t: &TensorProto, dtype: DType) -> TensorData {
+fn typed_fields(t: &TensorProto, dtype: DType, numel: usize) -> TensorData {
+    // int32_data carries every type narrower than 32 bits (f16/bf16 as their bit patterns);
+    // uint64_data carries u32 and u64.
+    let i32s = &t.int32_data;
     match dtype {
         DType::F32 => TensorData::F32(t.float_data.clone()),
         DType::F64 => TensorData::F64(t.double_data.clone()),
+        DType::F16 => TensorData::F16(i32s.iter().map(|&v| f16::from_bits(v as u16)).collect()),
+        DType::BF16 => TensorData::BF16(i32s.iter().map(|&v| bf16::from_bits(v as u16)).collect()),
         DType::I64 => TensorData::I64(t.int64_data.clone()),
-        DType::I32 => TensorData::I32(t.int32_data.clone()),
-        DType::I8 => TensorData::I8(t.int32_data.iter().map(|&v| v as i8).collect()),
-        DType::U8 => TensorData::U8(t.int32_data.iter().map(|&v| v as u8).collect()),
-        DType::Bool => TensorData::Bool(t.int32_data.iter().map(|&v| v != 0).collect()),
+        DType::I32 => TensorData::I32(i32s.clone()),
+        DType::I16 => TensorData::I16(i32s.iter().map(|&v| v as i16).collect()),
+        DType::I8 => TensorData::I8(i32s.iter().map(|&v| v as i8).collect()),
+        DType::U64 => TensorData::U64(t.uint64_data.clone()),
+        DType::U32 => TensorData::U32(t.uint64_data.iter().map(|&v| v as u32).collect()),
+        DType::U16 => TensorData::U16(i32s.iter().map(|&v| v as u16).collect()),
+        DType::U8 => TensorData::U8(i32s.iter().map(|&v| v as u8).collect()),
+        DType::Bool => TensorData::Bool(i32s.iter().map(|&v| v != 0).collect()),
+        // One (packed) byte per entry; a wrong count shows up as an element-count mismatch.
+        narrow => {
+            let bytes: Vec<u8> = i32s.iter().map(|&v| v as u8).collect();
+            TensorData::Narrow(narrow, narrow::unpack(narrow, &bytes, numel).unwrap_or_default())
+        }
     }
 }
 
 fn decode_raw(raw: &[u8], dtype: DType, numel: usize) -> Option<TensorData> {
+    if dtype.is_narrow() {
+        return narrow::unpack(dtype, raw, numel).map(|v| TensorData::Narrow(dtype, v));
+    }
     if raw.len() != numel.checked_mul(dtype.size())? {
         return None;
     }
     macro_rules! le {
-        ($t:ty, $n:expr) => {
-            raw.chunks_exact($n)
+        ($t:ty) => {
+            raw.chunks_exact(std::mem::size_of::<$t>())
                 .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
                 .collect()
         };
     }
     Some(match dtype {
-        DType::F32 => TensorData::F32(le!(f32, 4)),
-        DType::F64 => TensorData::F64(le!(f64, 8)),
-        DType::I64 => TensorData::I64(le!(i64, 8)),
-        DType::I32 => TensorData::I32(le!(i32, 4)),
-        DType::I8 => TensorData::I8(raw.iter().map(|&b| b as i8).collect()),
+        DType::F32 => TensorData::F32(le!(f32)),
+        DType::F64 => TensorData::F64(le!(f64)),
+        DType::F16 => TensorData::F16(le!(f16)),
+        DType::BF16 => TensorData::BF16(le!(bf16)),
+        DType::I64 => TensorData::I64(le!(i64)),
+        DType::I32 => TensorData::I32(le!(i32)),
+        DType::I16 => TensorData::I16(le!(i16)),
+        DType::I8 => TensorData::I8(le!(i8)),
+        DType::U64 => TensorData::U64(le!(u64)),
+        DType::U32 => TensorData::U32(le!(u32)),
+        DType::U16 => TensorData::U16(le!(u16)),
         DType::U8 => TensorData::U8(raw.to_vec()),
         DType::Bool => TensorData::Bool(raw.iter().map(|&b| b != 0).collect()),
+        _ => return None,
     })
 }
 
 /// Reads the bytes of an externally stored tensor. Locations must be relative paths inside the
 /// model's directory.
-fn read_external(
-    t: &TensorProto,
-    base_dir: Option<&Path>,
-    expected: usize,
-) -> Result<Vec<u8>, NodeProblem> {
-    let field = |k: &str| {
-        t.external_data
-            .iter()
-            .find(|e| e.key == k)
-            .map(|e| e.value.clone())
-    };
-    let location = field("location").ok_or_else(|| {
-        invalid(format!(
-            "tensor '{}': external data without a location",
-            t.name
-        ))
-    })?;
+fn read_external(t: &TensorProto, base_dir: Option<&Path>, expected: usize) -> Result<Vec<u8>, NodeProblem> {
+    let field = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.clone());
+    let location =
+        field("location").ok_or_else(|| invalid(format!("tensor '{}': external data without a location", t.name)))?;
     let rel = Path::new(&location);
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(invalid(format!("tensor '{}': external data location '{location}' must be a relative path inside the model's directory", t.name)));
-    }
-    let base = base_dir.ok_or_else(|| {
-        invalid(format!(
-            "tensor '{}': external data needs the model's directory",
+        return Err(invalid(format!(
+            "tensor '{}': external data location '{location}' must be a relative path inside the model's directory",
             t.name
-        ))
-    })?;
+        )));
+    }
+    let base =
+        base_dir.ok_or_else(|| invalid(format!("tensor '{}': external data needs the model's directory", t.name)))?;
     let parse = |k: &str| -> Result<Option<u64>, NodeProblem> {
         field(k)
-            .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    invalid(format!("tensor '{}': bad external data {k} '{v}'", t.name))
-                })
-            })
+            .map(|v| v.parse::<u64>().map_err(|_| invalid(format!("tensor '{}': bad external data {k} '{v}'", t.name))))
             .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?.unwrap_or(expected as u64);
     let path = base.join(rel);
-    let io = |e: std::io::Error| {
-        invalid(format!(
-            "tensor '{}': cannot read external data {}: {e}",
-            t.name,
-            path.display()
-        ))
-    };
+    let io =
+        |e: std::io::Error| invalid(format!("tensor '{}': cannot read external data {}: {e}", t.name, path.display()));
     let mut file = std::fs::File::open(&path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if offset.checked_add(length).is_none_or(|end| end > size) {
@@ -186,8 +176,8 @@ fn read_external(
 /// the tensor's name and value.
 pub fn read_tensor_file(path: &Path) -> Result<(String, Tensor), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let proto = TensorProto::parse_from_bytes(&bytes)
-        .map_err(|e| format!("{} is not a TensorProto: {e}", path.display()))?;
+    let proto =
+        TensorProto::parse_from_bytes(&bytes).map_err(|e| format!("{} is not a TensorProto: {e}", path.display()))?;
     let tensor = tensor_from_proto(&proto, path.parent()).map_err(|p| match p {
         NodeProblem::Invalid(m) | NodeProblem::Unsupported(m) => format!("{}: {m}", path.display()),
         NodeProblem::NeedsConstant { .. } => format!("{}: unreadable tensor", path.display()),

@@ -28,10 +28,7 @@ impl DataSet {
         if !dir.is_dir() {
             return Err(format!("{} is not a directory", dir.display()));
         }
-        let set = DataSet {
-            inputs: numbered(dir, "input")?,
-            outputs: numbered(dir, "output")?,
-        };
+        let set = DataSet { inputs: numbered(dir, "input")?, outputs: numbered(dir, "output")? };
         if set.outputs.is_empty() {
             return Err(format!("{} holds no output_0.pb", dir.display()));
         }

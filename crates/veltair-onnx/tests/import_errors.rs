@@ -8,10 +8,7 @@ use std::collections::HashMap;
 use veltair_ir::{Op, Tensor};
 use veltair_onnx::{ImportError, ImportOptions, NodeProblem, OnnxModel};
 
-fn import(
-    m: &onnx_protobuf::ModelProto,
-    opts: &ImportOptions,
-) -> Result<veltair_ir::Graph, ImportError> {
+fn import(m: &onnx_protobuf::ModelProto, opts: &ImportOptions) -> Result<veltair_ir::Graph, ImportError> {
     OnnxModel::from_bytes(&bytes(m), None)?.import(opts)
 }
 
@@ -20,13 +17,7 @@ fn spec(
     inputs: Vec<onnx_protobuf::ValueInfoProto>,
     outputs: Vec<onnx_protobuf::ValueInfoProto>,
 ) -> ModelSpec {
-    ModelSpec {
-        nodes,
-        inputs,
-        outputs,
-        initializers: Vec::new(),
-        opset: 13,
-    }
+    ModelSpec { nodes, inputs, outputs, initializers: Vec::new(), opset: 13 }
 }
 
 #[test]
@@ -50,10 +41,7 @@ fn all_unsupported_ops_are_listed_at_once() {
         other => panic!("expected Unsupported, got {other:?}"),
     }
     let msg = e.to_string();
-    assert!(
-        msg.contains("node 'f': Foo") && msg.contains("node 'g': Bar"),
-        "{msg}"
-    );
+    assert!(msg.contains("node 'f': Foo") && msg.contains("node 'g': Bar"), "{msg}");
 }
 
 #[test]
@@ -63,9 +51,7 @@ fn missing_initializer_names_node_and_value() {
         vec![value("x", 1, &[2])],
         vec![value("y", 1, &[2])],
     ));
-    let msg = import(&m, &ImportOptions::default())
-        .unwrap_err()
-        .to_string();
+    let msg = import(&m, &ImportOptions::default()).unwrap_err().to_string();
     assert!(msg.contains("'add1'") && msg.contains("'W'"), "{msg}");
 }
 
@@ -80,13 +66,8 @@ fn cycle_is_reported() {
         vec![value("x", 1, &[2])],
         vec![value("y", 1, &[2])],
     ));
-    let msg = import(&m, &ImportOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("cycle") && msg.contains("'a'") && msg.contains("'b'"),
-        "{msg}"
-    );
+    let msg = import(&m, &ImportOptions::default()).unwrap_err().to_string();
+    assert!(msg.contains("cycle") && msg.contains("'a'") && msg.contains("'b'"), "{msg}");
 }
 
 #[test]
@@ -112,18 +93,9 @@ fn truncated_and_garbage_files_fail_to_parse() {
         vec![value("y", 1, &[2])],
     ));
     let b = bytes(&m);
-    assert!(matches!(
-        OnnxModel::from_bytes(&b[..b.len() / 2], None),
-        Err(ImportError::Parse(_))
-    ));
-    assert!(matches!(
-        OnnxModel::from_bytes(b"\xff\xff\xff\xff not onnx", None),
-        Err(ImportError::Parse(_))
-    ));
-    assert!(matches!(
-        OnnxModel::from_bytes(&[], None),
-        Err(ImportError::Parse(_))
-    ));
+    assert!(matches!(OnnxModel::from_bytes(&b[..b.len() / 2], None), Err(ImportError::Parse(_))));
+    assert!(matches!(OnnxModel::from_bytes(b"\xff\xff\xff\xff not onnx", None), Err(ImportError::Parse(_))));
+    assert!(matches!(OnnxModel::from_bytes(&[], None), Err(ImportError::Parse(_))));
 }
 
 #[test]
@@ -133,25 +105,17 @@ fn dynamic_dims_need_pinning_and_pins_are_checked() {
         vec![value("x", 1, &[-1, 3])],
         vec![value("y", 1, &[-1, 3])],
     ));
-    let e = import(&m, &ImportOptions::default())
-        .unwrap_err()
-        .to_string();
+    let e = import(&m, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.contains("--input-shape") && e.contains("'x'"), "{e}");
     let mut opts = ImportOptions::default();
     opts.input_shapes.insert("x".into(), vec![5, 3]);
     let g = import(&m, &opts).unwrap();
     assert_eq!(g.value(g.outputs[0]).ty.shape, vec![5, 3]);
     opts.input_shapes.insert("x".into(), vec![5, 4]);
-    assert!(matches!(
-        import(&m, &opts),
-        Err(ImportError::Signature { .. })
-    ));
+    assert!(matches!(import(&m, &opts), Err(ImportError::Signature { .. })));
     let mut wrong_name = ImportOptions::default();
     wrong_name.input_shapes.insert("nope".into(), vec![1, 3]);
-    assert!(import(&m, &wrong_name)
-        .unwrap_err()
-        .to_string()
-        .contains("not a graph input"));
+    assert!(import(&m, &wrong_name).unwrap_err().to_string().contains("not a graph input"));
 }
 
 #[test]
@@ -160,31 +124,16 @@ fn shape_subgraph_folds_to_a_static_reshape() {
     let mut s = spec(
         vec![
             node("Shape", "shape", &["x"], &["s"], vec![]),
-            node(
-                "Gather",
-                "gather",
-                &["s", "zero"],
-                &["n"],
-                vec![attr_int("axis", 0)],
-            ),
+            node("Gather", "gather", &["s", "zero"], &["n"], vec![attr_int("axis", 0)]),
             node("Unsqueeze", "unsq", &["n", "axes"], &["n1"], vec![]),
-            node(
-                "Concat",
-                "cat",
-                &["n1", "minus1"],
-                &["target"],
-                vec![attr_int("axis", 0)],
-            ),
+            node("Concat", "cat", &["n1", "minus1"], &["target"], vec![attr_int("axis", 0)]),
             node("Reshape", "flat", &["x", "target"], &["y"], vec![]),
         ],
         vec![value("x", 1, &[-1, 2, 3])],
         vec![value("y", 1, &[-1, 6])],
     );
-    s.initializers = vec![
-        tensor_i64("zero", &[], vec![0]),
-        tensor_i64("axes", &[1], vec![0]),
-        tensor_i64("minus1", &[1], vec![-1]),
-    ];
+    s.initializers =
+        vec![tensor_i64("zero", &[], vec![0]), tensor_i64("axes", &[1], vec![0]), tensor_i64("minus1", &[1], vec![-1])];
     let mut opts = ImportOptions::default();
     opts.input_shapes.insert("x".into(), vec![4, 2, 3]);
     let g = import(&model(s), &opts).unwrap();
@@ -199,13 +148,7 @@ fn shape_subgraph_folds_to_a_static_reshape() {
 
 fn softmax_model(opset: i64) -> onnx_protobuf::ModelProto {
     let mut s = spec(
-        vec![node(
-            "Softmax",
-            "sm",
-            &["x"],
-            &["y"],
-            vec![attr_int("axis", 1)],
-        )],
+        vec![node("Softmax", "sm", &["x"], &["y"], vec![attr_int("axis", 1)])],
         vec![value("x", 1, &[2, 3, 4])],
         vec![value("y", 1, &[2, 3, 4])],
     );
@@ -215,16 +158,10 @@ fn softmax_model(opset: i64) -> onnx_protobuf::ModelProto {
 
 #[test]
 fn softmax_axis_semantics_follow_the_opset() {
-    let x = Tensor::from_f32(
-        vec![2, 3, 4],
-        (0..24).map(|i| (i as f32 * 0.37).sin()).collect(),
-    )
-    .unwrap();
+    let x = Tensor::from_f32(vec![2, 3, 4], (0..24).map(|i| (i as f32 * 0.37).sin()).collect()).unwrap();
     let run = |opset| {
         let g = import(&softmax_model(opset), &ImportOptions::default()).unwrap();
-        veltair_ref::evaluate(&g, std::slice::from_ref(&x))
-            .unwrap()
-            .remove(0)
+        veltair_ref::evaluate(&g, std::slice::from_ref(&x)).unwrap().remove(0)
     };
     let (old, new) = (run(11), run(13));
     let (old, new) = (old.as_f32("y").unwrap(), new.as_f32("y").unwrap());
@@ -239,13 +176,7 @@ fn softmax_axis_semantics_follow_the_opset() {
 #[test]
 fn clip_bounds_from_attributes_and_inputs_agree() {
     let mut old = spec(
-        vec![node(
-            "Clip",
-            "c",
-            &["x"],
-            &["y"],
-            vec![attr_float("min", -0.5), attr_float("max", 0.25)],
-        )],
+        vec![node("Clip", "c", &["x"], &["y"], vec![attr_float("min", -0.5), attr_float("max", 0.25)])],
         vec![value("x", 1, &[5])],
         vec![value("y", 1, &[5])],
     );
@@ -255,16 +186,11 @@ fn clip_bounds_from_attributes_and_inputs_agree() {
         vec![value("x", 1, &[5])],
         vec![value("y", 1, &[5])],
     );
-    new.initializers = vec![
-        tensor_f32("lo", &[], vec![-0.5]),
-        tensor_f32("hi", &[], vec![0.25]),
-    ];
+    new.initializers = vec![tensor_f32("lo", &[], vec![-0.5]), tensor_f32("hi", &[], vec![0.25])];
     let x = Tensor::from_f32(vec![5], vec![-2.0, -0.5, 0.0, 0.2, 3.0]).unwrap();
     for m in [model(old), model(new)] {
         let g = import(&m, &ImportOptions::default()).unwrap();
-        let y = veltair_ref::evaluate(&g, std::slice::from_ref(&x))
-            .unwrap()
-            .remove(0);
+        let y = veltair_ref::evaluate(&g, std::slice::from_ref(&x)).unwrap().remove(0);
         assert_eq!(y.as_f32("y").unwrap(), &[-0.5, -0.5, 0.0, 0.2, 0.25]);
     }
 }
@@ -294,19 +220,11 @@ fn reshape_target_from_a_graph_input_is_bound_from_samples() {
     let e = om.import(&ImportOptions::default()).unwrap_err();
     assert_eq!(e.inputs_needing_values(), vec!["shape".to_string()]);
     let samples: HashMap<String, Tensor> = [
-        (
-            "x".to_string(),
-            Tensor::from_f32(vec![2, 3], vec![0.0; 6]).unwrap(),
-        ),
-        (
-            "shape".to_string(),
-            Tensor::from_i64(vec![2], vec![3, -1]).unwrap(),
-        ),
+        ("x".to_string(), Tensor::from_f32(vec![2, 3], vec![0.0; 6]).unwrap()),
+        ("shape".to_string(), Tensor::from_i64(vec![2], vec![3, -1]).unwrap()),
     ]
     .into();
-    let (g, bound) = om
-        .import_for_samples(&ImportOptions::default(), &samples)
-        .unwrap();
+    let (g, bound) = om.import_for_samples(&ImportOptions::default(), &samples).unwrap();
     assert_eq!(bound, vec!["shape".to_string()]);
     assert_eq!(g.value(g.outputs[0]).ty.shape, vec![3, 2]);
 }
@@ -315,10 +233,7 @@ fn reshape_target_from_a_graph_input_is_bound_from_samples() {
 fn external_data_is_read_beside_the_model_and_must_stay_inside() {
     let dir = std::env::temp_dir().join(format!("veltair-ext-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let weights: Vec<u8> = [1.5f32, -2.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let weights: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(dir.join("w.bin"), [vec![0u8; 8], weights].concat()).unwrap();
     let ext = |location: &str| {
         let mut t = tensor_f32("w", &[2], vec![]);
@@ -337,28 +252,14 @@ fn external_data_is_read_beside_the_model_and_must_stay_inside() {
         s.initializers = vec![t];
         bytes(&model(s))
     };
-    let g = OnnxModel::from_bytes(&ext("w.bin"), Some(&dir))
-        .unwrap()
-        .import(&ImportOptions::default())
-        .unwrap();
-    let w = g
-        .values
-        .iter()
-        .find(|v| v.name == "w")
-        .unwrap()
-        .constant
-        .clone()
-        .unwrap();
+    let g = OnnxModel::from_bytes(&ext("w.bin"), Some(&dir)).unwrap().import(&ImportOptions::default()).unwrap();
+    let w = g.values.iter().find(|v| v.name == "w").unwrap().constant.clone().unwrap();
     assert_eq!(w.as_f32("w").unwrap(), &[1.5, -2.0]);
-    let escape = OnnxModel::from_bytes(&ext("../w.bin"), Some(&dir))
-        .unwrap()
-        .import(&ImportOptions::default())
-        .unwrap_err();
+    let escape =
+        OnnxModel::from_bytes(&ext("../w.bin"), Some(&dir)).unwrap().import(&ImportOptions::default()).unwrap_err();
     assert!(escape.to_string().contains("relative path"), "{escape}");
-    let missing = OnnxModel::from_bytes(&ext("nope.bin"), Some(&dir))
-        .unwrap()
-        .import(&ImportOptions::default())
-        .unwrap_err();
+    let missing =
+        OnnxModel::from_bytes(&ext("nope.bin"), Some(&dir)).unwrap().import(&ImportOptions::default()).unwrap_err();
     assert!(missing.to_string().contains("nope.bin"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -9,10 +9,7 @@ use veltair_ir::{NodeStats, Tensor};
 use veltair_onnx::{ImportOptions, OnnxModel, SUPPORTED_OPS};
 
 fn zoo_model(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/small")
-        .join(name)
-        .join("model.onnx");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/small").join(name).join("model.onnx");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -29,28 +26,16 @@ fn import_and_maybe_run(bytes: &[u8]) -> bool {
         return false;
     };
     let mut opts = ImportOptions::default();
-    for name in model
-        .input_names()
-        .into_iter()
-        .filter(|n| n == "input_ids" || n == "attention_mask")
-    {
+    for name in model.input_names().into_iter().filter(|n| n == "input_ids" || n == "attention_mask") {
         opts.input_shapes.insert(name, vec![1, 16]);
     }
     let Ok(graph) = model.import(&opts) else {
         return false;
     };
-    let macs: u64 = graph
-        .nodes
-        .iter()
-        .map(|n| NodeStats::of(&graph, n).macs)
-        .sum();
+    let macs: u64 = graph.nodes.iter().map(|n| NodeStats::of(&graph, n).macs).sum();
     let biggest = graph.values.iter().map(|v| v.ty.numel()).max().unwrap_or(0);
     if macs < 50_000_000 && biggest < 1 << 22 {
-        let feeds: Vec<Tensor> = graph
-            .inputs
-            .iter()
-            .map(|&id| Tensor::zeros(&graph.value(id).ty))
-            .collect();
+        let feeds: Vec<Tensor> = graph.inputs.iter().map(|&id| Tensor::zeros(&graph.value(id).ty)).collect();
         let _ = veltair_ref::evaluate(&graph, &feeds);
     }
     true
@@ -87,69 +72,28 @@ proptest! {
 /// One structural edit of a parsed model.
 #[derive(Debug, Clone)]
 enum Edit {
-    AttrInt {
-        node: usize,
-        value: i64,
-    },
-    AttrInts {
-        node: usize,
-        slot: usize,
-        value: i64,
-    },
-    AttrFloat {
-        node: usize,
-        value: f32,
-    },
-    InitDim {
-        init: usize,
-        slot: usize,
-        value: i64,
-    },
-    OpType {
-        node: usize,
-        op: usize,
-    },
-    SwapInput {
-        node: usize,
-        other: usize,
-    },
-    DropInput {
-        node: usize,
-    },
-    DropNode {
-        node: usize,
-    },
+    AttrInt { node: usize, value: i64 },
+    AttrInts { node: usize, slot: usize, value: i64 },
+    AttrFloat { node: usize, value: f32 },
+    InitDim { init: usize, slot: usize, value: i64 },
+    OpType { node: usize, op: usize },
+    SwapInput { node: usize, other: usize },
+    DropInput { node: usize },
+    DropNode { node: usize },
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
-    let small = prop_oneof![
-        -3i64..20,
-        Just(i64::MAX),
-        Just(i64::MIN),
-        Just(-1),
-        Just(0),
-        Just(1 << 40)
-    ];
+    let small = prop_oneof![-3i64..20, Just(i64::MAX), Just(i64::MIN), Just(-1), Just(0), Just(1 << 40)];
     prop_oneof![
         (any::<usize>(), small.clone()).prop_map(|(node, value)| Edit::AttrInt { node, value }),
-        (any::<usize>(), any::<usize>(), small.clone())
-            .prop_map(|(node, slot, value)| Edit::AttrInts { node, slot, value }),
-        (
-            any::<usize>(),
-            prop_oneof![
-                Just(f32::NAN),
-                Just(-1.0f32),
-                Just(0.0f32),
-                Just(1e30f32),
-                -4.0f32..4.0
-            ]
-        )
-            .prop_map(|(node, value)| Edit::AttrFloat { node, value }),
-        (any::<usize>(), any::<usize>(), small).prop_map(|(init, slot, value)| Edit::InitDim {
-            init,
+        (any::<usize>(), any::<usize>(), small.clone()).prop_map(|(node, slot, value)| Edit::AttrInts {
+            node,
             slot,
             value
         }),
+        (any::<usize>(), prop_oneof![Just(f32::NAN), Just(-1.0f32), Just(0.0f32), Just(1e30f32), -4.0f32..4.0])
+            .prop_map(|(node, value)| Edit::AttrFloat { node, value }),
+        (any::<usize>(), any::<usize>(), small).prop_map(|(init, slot, value)| Edit::InitDim { init, slot, value }),
         (any::<usize>(), any::<usize>()).prop_map(|(node, op)| Edit::OpType { node, op }),
         (any::<usize>(), any::<usize>()).prop_map(|(node, other)| Edit::SwapInput { node, other }),
         any::<usize>().prop_map(|node| Edit::DropInput { node }),
@@ -167,11 +111,7 @@ fn apply(m: &mut ModelProto, e: &Edit) {
             }
         }
         Edit::AttrInts { node, slot, value } => {
-            if let Some(a) = g.node[node % nodes]
-                .attribute
-                .iter_mut()
-                .find(|a| !a.ints.is_empty())
-            {
+            if let Some(a) = g.node[node % nodes].attribute.iter_mut().find(|a| !a.ints.is_empty()) {
                 let n = a.ints.len();
                 a.ints[slot % n] = value;
             }
@@ -189,9 +129,7 @@ fn apply(m: &mut ModelProto, e: &Edit) {
                 t.dims[slot % k] = value;
             }
         }
-        Edit::OpType { node, op } => {
-            g.node[node % nodes].op_type = SUPPORTED_OPS[op % SUPPORTED_OPS.len()].to_string()
-        }
+        Edit::OpType { node, op } => g.node[node % nodes].op_type = SUPPORTED_OPS[op % SUPPORTED_OPS.len()].to_string(),
         Edit::SwapInput { node, other } => {
             let name = g.node[other % nodes].output[0].clone();
             if let Some(i) = g.node[node % nodes].input.first_mut() {

@@ -23,11 +23,7 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Comp
             max_abs: f64::INFINITY,
             max_rel: f64::INFINITY,
             ok: false,
-            mismatch: Some(format!(
-                "computed {}, expected {}",
-                actual.ty(),
-                expected.ty()
-            )),
+            mismatch: Some(format!("computed {}, expected {}", actual.ty(), expected.ty())),
         };
     }
     let (a, e) = (actual.data().to_f64_vec(), expected.data().to_f64_vec());
@@ -36,8 +32,13 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Comp
         if x.is_nan() && y.is_nan() || x == y {
             continue;
         }
+        if !x.is_finite() || !y.is_finite() {
+            // One side is NaN or infinite and they are not the same special value.
+            max_abs = f64::INFINITY;
+            ok = false;
+            continue;
+        }
         let diff = (x - y).abs();
-        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
         max_abs = max_abs.max(diff);
         if y != 0.0 {
             max_rel = max_rel.max(diff / y.abs());
@@ -46,12 +47,7 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Comp
             ok = false;
         }
     }
-    Comparison {
-        max_abs,
-        max_rel,
-        ok,
-        mismatch: None,
-    }
+    Comparison { max_abs, max_rel, ok, mismatch: None }
 }
 
 #[cfg(test)]
@@ -69,6 +65,11 @@ mod tests {
         assert!((c.max_abs - 0.1).abs() < 1e-6);
         let nan = Tensor::from_f32(vec![3], vec![1.0, 0.0, 100.0]).unwrap();
         assert!(!compare(&nan, &e, 1e-3, 1e-4).ok);
+        let inf = Tensor::from_f32(vec![2], vec![f32::INFINITY, 1.0]).unwrap();
+        let finite = Tensor::from_f32(vec![2], vec![5.0, 1.0]).unwrap();
+        assert!(!compare(&finite, &inf, 1e-3, 1e-4).ok);
+        assert!(!compare(&inf, &finite, 1e-3, 1e-4).ok);
+        assert!(compare(&inf, &inf, 1e-3, 1e-4).ok);
         let reshaped = Tensor::from_f32(vec![1, 3], vec![1.0, f32::NAN, 100.0]).unwrap();
         assert!(compare(&reshaped, &e, 1e-3, 1e-4).mismatch.is_some());
     }

@@ -33,16 +33,8 @@ fn geometry(a: &ConvAttrs, input: &[usize], output: &[usize]) -> Geometry {
 /// Range of output positions `o` with `0 <= o*stride - pad + k*dilation < input`.
 fn valid_outputs(out: usize, input: usize, stride: usize, offset: isize) -> std::ops::Range<usize> {
     // Position o reads input index o*stride + offset.
-    let lo = if offset >= 0 {
-        0
-    } else {
-        ((-offset) as usize).div_ceil(stride)
-    };
-    let hi = if (input as isize) <= offset {
-        0
-    } else {
-        ((input as isize - offset) as usize).div_ceil(stride)
-    };
+    let lo = if offset >= 0 { 0 } else { ((-offset) as usize).div_ceil(stride) };
+    let hi = if (input as isize) <= offset { 0 } else { ((input as isize - offset) as usize).div_ceil(stride) };
     lo.min(out)..hi.min(out)
 }
 
@@ -54,13 +46,7 @@ fn bias_init(bias: Option<&Tensor>, m: usize) -> Result<f32, IrError> {
 }
 
 /// `Conv`: y[n, m, o] = b[m] + sum over c in m's group and kernel taps of w[m, c, k] * x[n, c, o*s - p + k*d].
-pub fn conv(
-    a: &ConvAttrs,
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    out: TensorType,
-) -> Result<Tensor, IrError> {
+pub fn conv(a: &ConvAttrs, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out: TensorType) -> Result<Tensor, IrError> {
     let (xs, ws) = (x.as_f32("Conv input")?, w.as_f32("Conv weight")?);
     let g = geometry(a, x.shape(), &out.shape);
     let (batch, channels, m_all) = (x.shape()[0], x.shape()[1], out.shape[1]);
@@ -125,10 +111,7 @@ pub fn conv_transpose(
     bias: Option<&Tensor>,
     out: TensorType,
 ) -> Result<Tensor, IrError> {
-    let (xs, ws) = (
-        x.as_f32("ConvTranspose input")?,
-        w.as_f32("ConvTranspose weight")?,
-    );
+    let (xs, ws) = (x.as_f32("ConvTranspose input")?, w.as_f32("ConvTranspose weight")?);
     let g = geometry(a, x.shape(), &out.shape);
     let (batch, channels, m_all) = (x.shape()[0], x.shape()[1], out.shape[1]);
     let (cg, mg) = (channels / a.group, m_all / a.group);

@@ -2,7 +2,7 @@
 //! math and type casts.
 
 use veltair_ir::shape::broadcast_index;
-use veltair_ir::{BinaryOp, CompareOp, DType, IrError, Tensor, TensorData, UnaryOp};
+use veltair_ir::{bf16, f16, narrow, BinaryOp, CompareOp, DType, IrError, Tensor, TensorData, UnaryOp};
 
 /// Arithmetic that each element type implements for [`BinaryOp`].
 trait Arith: Copy {
@@ -96,8 +96,25 @@ macro_rules! int_arith {
 }
 int_arith!(i64);
 int_arith!(i32);
+int_arith!(i16);
 int_arith!(i8);
+int_arith!(u64);
+int_arith!(u32);
+int_arith!(u16);
 int_arith!(u8);
+
+/// Half-precision arithmetic rounds the f32 result, as numpy does.
+macro_rules! half_arith {
+    ($t:ty) => {
+        impl Arith for $t {
+            fn apply(op: BinaryOp, a: $t, b: $t) -> Result<$t, IrError> {
+                f32::apply(op, a.to_f32(), b.to_f32()).map(<$t>::from_f32)
+            }
+        }
+    };
+}
+half_arith!(f16);
+half_arith!(bf16);
 
 impl Arith for bool {
     fn apply(op: BinaryOp, a: bool, b: bool) -> Result<bool, IrError> {
@@ -125,15 +142,22 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tenso
     let ia = broadcast_index(a.shape(), shape);
     let ib = broadcast_index(b.shape(), shape);
     use TensorData as D;
-    let data = match (a.data(), b.data()) {
-        (D::F32(x), D::F32(y)) => D::F32(zip_map(x, &ia, y, &ib, |p, q| f32::apply(op, p, q))?),
-        (D::F64(x), D::F64(y)) => D::F64(zip_map(x, &ia, y, &ib, |p, q| f64::apply(op, p, q))?),
-        (D::I64(x), D::I64(y)) => D::I64(zip_map(x, &ia, y, &ib, |p, q| i64::apply(op, p, q))?),
-        (D::I32(x), D::I32(y)) => D::I32(zip_map(x, &ia, y, &ib, |p, q| i32::apply(op, p, q))?),
-        (D::I8(x), D::I8(y)) => D::I8(zip_map(x, &ia, y, &ib, |p, q| i8::apply(op, p, q))?),
-        (D::U8(x), D::U8(y)) => D::U8(zip_map(x, &ia, y, &ib, |p, q| u8::apply(op, p, q))?),
-        (D::Bool(x), D::Bool(y)) => D::Bool(zip_map(x, &ia, y, &ib, |p, q| bool::apply(op, p, q))?),
-        (_, other) if op == BinaryOp::Pow => {
+    macro_rules! same_type {
+        ($($var:ident)*) => {
+            match (a.data(), b.data()) {
+                $((D::$var(x), D::$var(y)) => Some(D::$var(zip_map(x, &ia, y, &ib, |p, q| Arith::apply(op, p, q))?)),)*
+                _ => None,
+            }
+        };
+    }
+    let same = if op == BinaryOp::Pow && a.dtype() != b.dtype() {
+        None
+    } else {
+        same_type!(F32 F64 F16 BF16 I64 I32 I16 I8 U64 U32 U16 U8 Bool)
+    };
+    let data = match (same, b.data()) {
+        (Some(d), _) => d,
+        (None, other) if op == BinaryOp::Pow => {
             // Pow allows an exponent of another type: compute in f64, keep the base's type.
             let e = cast_data(other, DType::F64);
             let e = Tensor::new(b.shape().to_vec(), e)?;
@@ -141,12 +165,8 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tenso
             let r = binary(op, &base, &e, shape)?;
             return Tensor::new(shape.to_vec(), cast_data(r.data(), a.dtype()));
         }
-        (x, y) => {
-            return Err(IrError::shape(format!(
-                "{op:?} of {} and {}",
-                x.dtype(),
-                y.dtype()
-            )));
+        (None, _) => {
+            return Err(IrError::shape(format!("{op:?} of {} and {}", a.dtype(), b.dtype())));
         }
     };
     Tensor::new(shape.to_vec(), data)
@@ -162,10 +182,7 @@ pub fn binary_chain(op: BinaryOp, inputs: &[&Tensor], shape: &[usize]) -> Result
 }
 
 fn expand_to(t: &Tensor, shape: &[usize]) -> Result<Tensor, IrError> {
-    Tensor::new(
-        shape.to_vec(),
-        t.data().gather(&broadcast_index(t.shape(), shape)),
-    )
+    Tensor::new(shape.to_vec(), t.data().gather(&broadcast_index(t.shape(), shape)))
 }
 
 /// Element-wise mean of all inputs.
@@ -180,13 +197,7 @@ pub fn mean(inputs: &[&Tensor], shape: &[usize]) -> Result<Tensor, IrError> {
     Tensor::new(shape.to_vec(), data)
 }
 
-fn cmp<T: PartialOrd + Copy>(
-    op: CompareOp,
-    x: &[T],
-    ix: &[usize],
-    y: &[T],
-    iy: &[usize],
-) -> Vec<bool> {
+fn cmp<T: PartialOrd + Copy>(op: CompareOp, x: &[T], ix: &[usize], y: &[T], iy: &[usize]) -> Vec<bool> {
     ix.iter()
         .zip(iy)
         .map(|(&i, &j)| {
@@ -207,22 +218,15 @@ pub fn compare(op: CompareOp, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result
     let ia = broadcast_index(a.shape(), shape);
     let ib = broadcast_index(b.shape(), shape);
     use TensorData as D;
-    let v = match (a.data(), b.data()) {
-        (D::F32(x), D::F32(y)) => cmp(op, x, &ia, y, &ib),
-        (D::F64(x), D::F64(y)) => cmp(op, x, &ia, y, &ib),
-        (D::I64(x), D::I64(y)) => cmp(op, x, &ia, y, &ib),
-        (D::I32(x), D::I32(y)) => cmp(op, x, &ia, y, &ib),
-        (D::I8(x), D::I8(y)) => cmp(op, x, &ia, y, &ib),
-        (D::U8(x), D::U8(y)) => cmp(op, x, &ia, y, &ib),
-        (D::Bool(x), D::Bool(y)) => cmp(op, x, &ia, y, &ib),
-        (x, y) => {
-            return Err(IrError::shape(format!(
-                "compare {} with {}",
-                x.dtype(),
-                y.dtype()
-            )))
-        }
-    };
+    macro_rules! same_type {
+        ($($var:ident)*) => {
+            match (a.data(), b.data()) {
+                $((D::$var(x), D::$var(y)) => cmp(op, x, &ia, y, &ib),)*
+                (x, y) => return Err(IrError::shape(format!("compare {} with {}", x.dtype(), y.dtype()))),
+            }
+        };
+    }
+    let v = same_type!(F32 F64 F16 BF16 I64 I32 I16 I8 U64 U32 U16 U8 Bool);
     Tensor::new(shape.to_vec(), D::Bool(v))
 }
 
@@ -237,9 +241,7 @@ pub fn select(cond: &Tensor, x: &Tensor, y: &Tensor, shape: &[usize]) -> Result<
     // Concatenate x and y, then pick from the right half where the condition is false.
     let n = x.numel();
     let both = crate::movement::concat_data(&[x.data(), y.data()])?;
-    let index: Vec<usize> = (0..ic.len())
-        .map(|k| if c[ic[k]] { ix[k] } else { n + iy[k] })
-        .collect();
+    let index: Vec<usize> = (0..ic.len()).map(|k| if c[ic[k]] { ix[k] } else { n + iy[k] }).collect();
     Tensor::new(shape.to_vec(), both.gather(&index))
 }
 
@@ -293,14 +295,7 @@ fn float_fn(u: UnaryOp) -> impl Fn(f64) -> f64 {
                 x
             }
         }
-        UnaryOp::Selu { alpha, gamma } => {
-            gamma as f64
-                * if x <= 0.0 {
-                    alpha as f64 * x.exp_m1()
-                } else {
-                    x
-                }
-        }
+        UnaryOp::Selu { alpha, gamma } => gamma as f64 * if x <= 0.0 { alpha as f64 * x.exp_m1() } else { x },
         UnaryOp::Celu { alpha } => {
             let a = alpha as f64;
             x.max(0.0) + (a * (x / a).exp_m1()).min(0.0)
@@ -384,6 +379,10 @@ pub fn unary(u: UnaryOp, x: &Tensor) -> Result<Tensor, IrError> {
             TensorData::F32(v.iter().map(|&a| f(a as f64) as f32).collect())
         }
         (TensorData::F64(v), _) => TensorData::F64(v.iter().map(|&a| float_fn(u)(a)).collect()),
+        (TensorData::F16(_) | TensorData::BF16(_), _) => {
+            let r: Vec<f64> = x.data().to_f64_vec().into_iter().map(float_fn(u)).collect();
+            cast_data(&TensorData::F64(r), x.dtype())
+        }
         (TensorData::Bool(v), UnaryOp::Not) => TensorData::Bool(v.iter().map(|&a| !a).collect()),
         (other, _) => {
             let ints = other.to_i64_vec();
@@ -408,44 +407,55 @@ fn int_unary(u: UnaryOp, a: i64) -> i64 {
     }
 }
 
-/// Converts data to another element type (floats to integers truncate and saturate; any
-/// nonzero becomes `true`).
+/// Converts data to another element type: floats to integers truncate toward zero and
+/// saturate, integers wrap as in C, any nonzero becomes `true`.
 pub fn cast_data(d: &TensorData, to: DType) -> TensorData {
     if d.dtype() == to {
         return d.clone();
     }
-    if let TensorData::Bool(v) = d {
-        return cast_data(&TensorData::U8(v.iter().map(|&b| b as u8).collect()), to);
+    if to.is_narrow() {
+        return TensorData::Narrow(to, d.to_f64_vec().into_iter().map(|v| narrow::cast(to, v, true)).collect());
     }
-    let float_src = d.dtype().is_float();
-    match to {
-        DType::F32 => TensorData::F32(d.to_f64_vec().into_iter().map(|x| x as f32).collect()),
-        DType::F64 => TensorData::F64(d.to_f64_vec()),
-        DType::Bool => TensorData::Bool(d.to_f64_vec().into_iter().map(|x| x != 0.0).collect()),
-        _ if float_src => {
-            let f = d.to_f64_vec();
+    if to.is_float() || to == DType::Bool {
+        let f = d.to_f64_vec();
+        return match to {
+            DType::F32 => TensorData::F32(f.iter().map(|&x| x as f32).collect()),
+            DType::F64 => TensorData::F64(f),
+            DType::F16 => TensorData::F16(f.iter().map(|&x| f16::from_f64(x)).collect()),
+            DType::BF16 => TensorData::BF16(f.iter().map(|&x| bf16::from_f64(x)).collect()),
+            _ => TensorData::Bool(f.iter().map(|&x| x != 0.0).collect()),
+        };
+    }
+    macro_rules! to_int {
+        ($conv:expr) => {
             match to {
-                DType::I64 => TensorData::I64(f.into_iter().map(|x| x as i64).collect()),
-                DType::I32 => TensorData::I32(f.into_iter().map(|x| x as i32).collect()),
-                DType::I8 => TensorData::I8(f.into_iter().map(|x| x as i8).collect()),
-                _ => TensorData::U8(f.into_iter().map(|x| x as u8).collect()),
+                DType::I64 => TensorData::I64($conv),
+                DType::I32 => TensorData::I32($conv),
+                DType::I16 => TensorData::I16($conv),
+                DType::I8 => TensorData::I8($conv),
+                DType::U64 => TensorData::U64($conv),
+                DType::U32 => TensorData::U32($conv),
+                DType::U16 => TensorData::U16($conv),
+                _ => TensorData::U8($conv),
             }
-        }
-        _ => {
-            let i = d.to_i64_vec();
-            match to {
-                DType::I64 => TensorData::I64(i),
-                DType::I32 => TensorData::I32(i.into_iter().map(|x| x as i32).collect()),
-                DType::I8 => TensorData::I8(i.into_iter().map(|x| x as i8).collect()),
-                _ => TensorData::U8(i.into_iter().map(|x| x as u8).collect()),
-            }
-        }
+        };
+    }
+    match d {
+        // `as` from f64 saturates (NaN to 0); from integers it wraps.
+        _ if d.dtype().is_float() => to_int!(d.to_f64_vec().iter().map(|&x| x as _).collect()),
+        TensorData::U64(u) => to_int!(u.iter().map(|&x| x as _).collect()),
+        _ => to_int!(d.to_i64_vec().iter().map(|&x| x as _).collect()),
     }
 }
 
-/// `Cast` of a whole tensor.
-pub fn cast(x: &Tensor, to: DType) -> Tensor {
-    Tensor::new(x.shape().to_vec(), cast_data(x.data(), to)).expect("same element count")
+/// `Cast` of a whole tensor; `saturate` applies to 8-bit float targets.
+pub fn cast(x: &Tensor, to: DType, saturate: bool) -> Tensor {
+    let data = if to.is_narrow() && x.dtype() != to {
+        TensorData::Narrow(to, x.data().to_f64_vec().into_iter().map(|v| narrow::cast(to, v, saturate)).collect())
+    } else {
+        cast_data(x.data(), to)
+    };
+    Tensor::new(x.shape().to_vec(), data).expect("same element count")
 }
 
 #[cfg(test)]
@@ -461,11 +471,7 @@ mod tests {
             (-2.0, -0.9953222650189527),
             (3.5, 0.9999992569016276),
         ] {
-            assert!(
-                (erf(x) - want).abs() < 1e-12,
-                "erf({x}) = {} want {want}",
-                erf(x)
-            );
+            assert!((erf(x) - want).abs() < 1e-12, "erf({x}) = {} want {want}", erf(x));
         }
     }
 
@@ -482,9 +488,6 @@ mod tests {
         let a = Tensor::from_f32(vec![2, 1], vec![1.0, 2.0]).unwrap();
         let b = Tensor::from_f32(vec![3], vec![10.0, 20.0, 30.0]).unwrap();
         let r = binary_chain(BinaryOp::Add, &[&a, &b], &[2, 3]).unwrap();
-        assert_eq!(
-            r.as_f32("t").unwrap(),
-            &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]
-        );
+        assert_eq!(r.as_f32("t").unwrap(), &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]);
     }
 }

@@ -49,51 +49,22 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, IrErr
     let single = |t: Tensor| vec![t];
     Ok(match op {
         Op::Conv(a) => single(conv::conv(a, x(0), x(1), opt(2), first)?),
-        Op::ConvTranspose { conv: a, .. } => {
-            single(conv::conv_transpose(a, x(0), x(1), opt(2), first)?)
+        Op::ConvTranspose { conv: a, .. } => single(conv::conv_transpose(a, x(0), x(1), opt(2), first)?),
+        Op::Gemm { alpha, beta, trans_a, trans_b } => {
+            single(linalg::gemm(x(0), x(1), opt(2), *alpha, *beta, *trans_a, *trans_b, first)?)
         }
-        Op::Gemm {
-            alpha,
-            beta,
-            trans_a,
-            trans_b,
-        } => single(linalg::gemm(
-            x(0),
-            x(1),
-            opt(2),
-            *alpha,
-            *beta,
-            *trans_a,
-            *trans_b,
-            first,
-        )?),
         Op::MatMul => single(linalg::matmul(x(0), x(1), first)?),
-        Op::Binary(b) => single(elementwise::binary_chain(
-            *b,
-            &present(inputs),
-            &first.shape,
-        )?),
+        Op::Binary(b) => single(elementwise::binary_chain(*b, &present(inputs), &first.shape)?),
         Op::Mean => single(elementwise::mean(&present(inputs), &first.shape)?),
         Op::Compare(c) => single(elementwise::compare(*c, x(0), x(1), &first.shape)?),
         Op::Where => single(elementwise::select(x(0), x(1), x(2), &first.shape)?),
         Op::Unary(u) => single(elementwise::unary(*u, x(0))?),
-        Op::Cast(to) => single(elementwise::cast(x(0), *to)),
-        Op::Softmax {
-            axis,
-            log,
-            coerce_2d,
-        } => single(norm::softmax(x(0), *axis, *log, *coerce_2d)?),
+        Op::Cast { to, saturate } => single(elementwise::cast(x(0), *to, *saturate)),
+        Op::Softmax { axis, log, coerce_2d } => single(norm::softmax(x(0), *axis, *log, *coerce_2d)?),
         Op::LayerNorm { axis, epsilon } => norm::layer_norm(x(0), x(1), opt(2), *axis, *epsilon)?,
-        Op::BatchNorm { epsilon } => {
-            single(norm::batch_norm(x(0), [x(1), x(2), x(3), x(4)], *epsilon)?)
-        }
+        Op::BatchNorm { epsilon } => single(norm::batch_norm(x(0), [x(1), x(2), x(3), x(4)], *epsilon)?),
         Op::InstanceNorm { epsilon } => single(norm::instance_norm(x(0), x(1), x(2), *epsilon)?),
-        Op::Lrn {
-            size,
-            alpha,
-            beta,
-            bias,
-        } => single(norm::lrn(x(0), *size, *alpha, *beta, *bias)?),
+        Op::Lrn { size, alpha, beta, bias } => single(norm::lrn(x(0), *size, *alpha, *beta, *bias)?),
         Op::MaxPool(p) => pool::max_pool(p, x(0), first)?,
         Op::AveragePool(p) => single(pool::average_pool(p, x(0), first)?),
         Op::GlobalAveragePool => single(pool::global_pool(x(0), false, first)?),
@@ -106,9 +77,7 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, IrErr
         Op::Gather { axis } => single(movement::gather(x(0), x(1), *axis, first)?),
         Op::Expand(_) => single(movement::expand(x(0), first)?),
         Op::Tile(_) => single(movement::tile(x(0), first)?),
-        Op::Pad {
-            begin, mode, value, ..
-        } => single(movement::pad(x(0), begin, *mode, *value, first)?),
+        Op::Pad { begin, mode, value, .. } => single(movement::pad(x(0), begin, *mode, *value, first)?),
         Op::Reduce { op: r, axes, .. } => single(reduce::reduce(*r, x(0), axes, first)?),
         Op::Resize(r) => single(resize::resize(r, x(0))?),
     })
@@ -121,10 +90,7 @@ fn present<'a>(inputs: &[Option<&'a Tensor>]) -> Vec<&'a Tensor> {
 /// Runs a whole graph on the given inputs (in graph-input order) and returns its outputs.
 /// Intermediate tensors are dropped after their last use.
 pub fn evaluate(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
-    let graph_err = |e: IrError| EvalError {
-        node: String::new(),
-        error: e,
-    };
+    let graph_err = |e: IrError| EvalError { node: String::new(), error: e };
     if inputs.len() != graph.inputs.len() {
         return Err(graph_err(IrError::value(format!(
             "the graph has {} inputs, {} were given",
@@ -142,12 +108,7 @@ pub fn evaluate(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalErr
     for (&id, t) in graph.inputs.iter().zip(inputs) {
         let v = graph.value(id);
         if t.ty() != v.ty {
-            return Err(graph_err(IrError::shape(format!(
-                "input '{}' must be {}, got {}",
-                v.name,
-                v.ty,
-                t.ty()
-            ))));
+            return Err(graph_err(IrError::shape(format!("input '{}' must be {}, got {}", v.name, v.ty, t.ty()))));
         }
         live.insert(id, t.clone());
     }
@@ -158,15 +119,8 @@ pub fn evaluate(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalErr
             .map(|id| id.map(|id| live.get(&id).or(graph.value(id).constant.as_ref())))
             .map(|t| t.flatten())
             .collect();
-        let node_err = |e: IrError| EvalError {
-            node: format!("'{}' ({})", node.name, node.source_op),
-            error: e,
-        };
-        if args
-            .iter()
-            .zip(&node.inputs)
-            .any(|(a, id)| id.is_some() && a.is_none())
-        {
+        let node_err = |e: IrError| EvalError { node: format!("'{}' ({})", node.name, node.source_op), error: e };
+        if args.iter().zip(&node.inputs).any(|(a, id)| id.is_some() && a.is_none()) {
             return Err(node_err(IrError::value("an input value is not available")));
         }
         let outs = eval_op(&node.op, &args).map_err(node_err)?;
@@ -186,12 +140,7 @@ pub fn evaluate(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalErr
             live.get(&id)
                 .or(graph.value(id).constant.as_ref())
                 .cloned()
-                .ok_or_else(|| {
-                    graph_err(IrError::value(format!(
-                        "output '{}' was not computed",
-                        graph.value(id).name
-                    )))
-                })
+                .ok_or_else(|| graph_err(IrError::value(format!("output '{}' was not computed", graph.value(id).name))))
         })
         .collect()
 }

@@ -60,16 +60,8 @@ pub fn gemm(
 pub fn matmul(a: &Tensor, b: &Tensor, out: TensorType) -> Result<Tensor, IrError> {
     let (av, bv) = (a.as_f32("MatMul A")?, b.as_f32("MatMul B")?);
     // Promote 1-D operands to matrices: [k] -> [1, k] for A, [k] -> [k, 1] for B.
-    let a_shape: Vec<usize> = if a.shape().len() == 1 {
-        vec![1, a.shape()[0]]
-    } else {
-        a.shape().to_vec()
-    };
-    let b_shape: Vec<usize> = if b.shape().len() == 1 {
-        vec![b.shape()[0], 1]
-    } else {
-        b.shape().to_vec()
-    };
+    let a_shape: Vec<usize> = if a.shape().len() == 1 { vec![1, a.shape()[0]] } else { a.shape().to_vec() };
+    let b_shape: Vec<usize> = if b.shape().len() == 1 { vec![b.shape()[0], 1] } else { b.shape().to_vec() };
     let (m, k) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
     let n = b_shape[b_shape.len() - 1];
     let a_batch = &a_shape[..a_shape.len() - 2];

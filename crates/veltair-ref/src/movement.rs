@@ -2,7 +2,7 @@
 //! input element it copies, then gathers. One mechanism serves all element types.
 
 use veltair_ir::shape::{broadcast_index, strided_index, strides};
-use veltair_ir::{map_data, IrError, PadMode, SliceAxis, Tensor, TensorData, TensorType};
+use veltair_ir::{bf16, f16, map_data, IrError, PadMode, SliceAxis, Tensor, TensorData, TensorType};
 
 fn gathered(x: &Tensor, index: &[usize], out: TensorType) -> Result<Tensor, IrError> {
     Tensor::new(out.shape, x.data().gather(index))
@@ -19,43 +19,15 @@ pub fn transpose(x: &Tensor, perm: &[usize], out: TensorType) -> Result<Tensor, 
 pub fn concat_data(parts: &[&TensorData]) -> Result<TensorData, IrError> {
     let mut all = parts[0].clone();
     for p in &parts[1..] {
-        all = match (all, p) {
-            (TensorData::F32(mut a), TensorData::F32(b)) => {
-                a.extend_from_slice(b);
-                TensorData::F32(a)
-            }
-            (TensorData::F64(mut a), TensorData::F64(b)) => {
-                a.extend_from_slice(b);
-                TensorData::F64(a)
-            }
-            (TensorData::I64(mut a), TensorData::I64(b)) => {
-                a.extend_from_slice(b);
-                TensorData::I64(a)
-            }
-            (TensorData::I32(mut a), TensorData::I32(b)) => {
-                a.extend_from_slice(b);
-                TensorData::I32(a)
-            }
-            (TensorData::I8(mut a), TensorData::I8(b)) => {
-                a.extend_from_slice(b);
-                TensorData::I8(a)
-            }
-            (TensorData::U8(mut a), TensorData::U8(b)) => {
-                a.extend_from_slice(b);
-                TensorData::U8(a)
-            }
-            (TensorData::Bool(mut a), TensorData::Bool(b)) => {
-                a.extend_from_slice(b);
-                TensorData::Bool(a)
-            }
-            (a, b) => {
-                return Err(IrError::shape(format!(
-                    "cannot join {} with {}",
-                    a.dtype(),
-                    b.dtype()
-                )))
-            }
-        };
+        macro_rules! append {
+            ($($var:ident)*) => {
+                match (&mut all, p) {
+                    $((TensorData::$var(a), TensorData::$var(b)) => a.extend_from_slice(b),)*
+                    (a, b) => return Err(IrError::shape(format!("cannot join {} with {}", a.dtype(), b.dtype()))),
+                }
+            };
+        }
+        append!(F32 F64 F16 BF16 I64 I32 I16 I8 U64 U32 U16 U8 Bool);
     }
     Ok(all)
 }
@@ -78,21 +50,11 @@ pub fn concat(inputs: &[&Tensor], axis: usize, out: TensorType) -> Result<Tensor
 }
 
 /// `Split` along `axis` into pieces of the given sizes.
-pub fn split(
-    x: &Tensor,
-    axis: usize,
-    sizes: &[usize],
-    outs: &[TensorType],
-) -> Result<Vec<Tensor>, IrError> {
+pub fn split(x: &Tensor, axis: usize, sizes: &[usize], outs: &[TensorType]) -> Result<Vec<Tensor>, IrError> {
     let mut start = 0;
     let mut pieces = Vec::with_capacity(sizes.len());
     for (&len, ty) in sizes.iter().zip(outs) {
-        let s = SliceAxis {
-            axis,
-            start,
-            step: 1,
-            len,
-        };
+        let s = SliceAxis { axis, start, step: 1, len };
         pieces.push(slice(x, &[s], ty.clone())?);
         start += len;
     }
@@ -133,12 +95,7 @@ fn signed_strided_index(shape: &[usize], strides: &[isize], base: isize) -> Vec<
 }
 
 /// `Gather` along `axis`; negative indices count from the end.
-pub fn gather(
-    x: &Tensor,
-    indices: &Tensor,
-    axis: usize,
-    out: TensorType,
-) -> Result<Tensor, IrError> {
+pub fn gather(x: &Tensor, indices: &Tensor, axis: usize, out: TensorType) -> Result<Tensor, IrError> {
     let dim = x.shape()[axis];
     let idx = indices.as_i64_vec("Gather indices")?;
     let outer: usize = x.shape()[..axis].iter().product();
@@ -148,9 +105,7 @@ pub fn gather(
         for &i in &idx {
             let j = if i < 0 { i + dim as i64 } else { i };
             if j < 0 || j >= dim as i64 {
-                return Err(IrError::value(format!(
-                    "Gather index {i} out of range for axis of size {dim}"
-                )));
+                return Err(IrError::value(format!("Gather index {i} out of range for axis of size {dim}")));
             }
             let start = (o * dim + j as usize) * inner;
             index.extend(start..start + inner);
@@ -167,12 +122,7 @@ pub fn expand(x: &Tensor, out: TensorType) -> Result<Tensor, IrError> {
 /// `Tile`: the input repeated along each axis.
 pub fn tile(x: &Tensor, out: TensorType) -> Result<Tensor, IrError> {
     let s = strides(x.shape());
-    let index = out_coords(&out.shape, |c| {
-        c.iter()
-            .enumerate()
-            .map(|(d, &v)| (v % x.shape()[d]) * s[d])
-            .sum()
-    });
+    let index = out_coords(&out.shape, |c| c.iter().enumerate().map(|(d, &v)| (v % x.shape()[d]) * s[d]).sum());
     gathered(x, &index, out)
 }
 
@@ -215,17 +165,9 @@ fn pad_source(p: i64, n: i64, mode: PadMode) -> Option<i64> {
 }
 
 /// `Pad` (negative pads crop).
-pub fn pad(
-    x: &Tensor,
-    begin: &[i64],
-    mode: PadMode,
-    value: f64,
-    out: TensorType,
-) -> Result<Tensor, IrError> {
+pub fn pad(x: &Tensor, begin: &[i64], mode: PadMode, value: f64, out: TensorType) -> Result<Tensor, IrError> {
     if mode != PadMode::Constant && x.shape().contains(&0) && out.numel() > 0 {
-        return Err(IrError::value(format!(
-            "{mode:?} padding of an empty tensor"
-        )));
+        return Err(IrError::value(format!("{mode:?} padding of an empty tensor")));
     }
     let s = strides(x.shape());
     let fill = x.numel();
@@ -255,7 +197,17 @@ trait FromPad {
 macro_rules! from_pad {
     ($($t:ty),*) => { $(impl FromPad for $t { fn from_pad(v: f64) -> Self { v as $t } })* };
 }
-from_pad!(f32, f64, i64, i32, i8, u8);
+from_pad!(f32, f64, i64, i32, i16, i8, u64, u32, u16, u8);
+impl FromPad for f16 {
+    fn from_pad(v: f64) -> Self {
+        f16::from_f64(v)
+    }
+}
+impl FromPad for bf16 {
+    fn from_pad(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+}
 impl FromPad for bool {
     fn from_pad(v: f64) -> Self {
         v != 0.0

@@ -9,18 +9,13 @@ pub fn softmax(x: &Tensor, axis: usize, log: bool, coerce_2d: bool) -> Result<Te
     let v = x.as_f32("Softmax input")?;
     let shape = x.shape();
     let outer: usize = shape[..axis].iter().product();
-    let (dim, inner) = if coerce_2d {
-        (shape[axis..].iter().product(), 1)
-    } else {
-        (shape[axis], shape[axis + 1..].iter().product())
-    };
+    let (dim, inner) =
+        if coerce_2d { (shape[axis..].iter().product(), 1) } else { (shape[axis], shape[axis + 1..].iter().product()) };
     let mut y = vec![0f32; v.len()];
     for o in 0..outer {
         for i in 0..inner {
             let at = |k: usize| (o * dim + k) * inner + i;
-            let max = (0..dim)
-                .map(|k| v[at(k)] as f64)
-                .fold(f64::NEG_INFINITY, f64::max);
+            let max = (0..dim).map(|k| v[at(k)] as f64).fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = (0..dim).map(|k| (v[at(k)] as f64 - max).exp()).sum();
             for k in 0..dim {
                 let z = v[at(k)] as f64 - max;
@@ -46,10 +41,7 @@ pub fn layer_norm(
     let sc = scale.as_f32("LayerNormalization scale")?;
     let sc_idx = broadcast_index(scale.shape(), norm_shape);
     let bias_vals = match bias {
-        Some(b) => Some((
-            b.as_f32("LayerNormalization bias")?,
-            broadcast_index(b.shape(), norm_shape),
-        )),
+        Some(b) => Some((b.as_f32("LayerNormalization bias")?, broadcast_index(b.shape(), norm_shape))),
         None => None,
     };
     let mut y = vec![0f32; v.len()];
@@ -79,10 +71,7 @@ pub fn layer_norm(
 }
 
 /// Applies `f(channel, value)` to every element of an `[N, C, ...]` tensor.
-fn per_channel(
-    x: &Tensor,
-    mut f: impl FnMut(usize, usize, &[f32]) -> Vec<f32>,
-) -> Result<Tensor, IrError> {
+fn per_channel(x: &Tensor, mut f: impl FnMut(usize, usize, &[f32]) -> Vec<f32>) -> Result<Tensor, IrError> {
     let v = x.as_f32("normalization input")?;
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let plane: usize = x.shape()[2..].iter().product();
@@ -101,37 +90,19 @@ pub fn batch_norm(x: &Tensor, params: [&Tensor; 4], eps: f32) -> Result<Tensor, 
     let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
     per_channel(x, |_, c, plane| {
         let inv = 1.0 / (var[c] as f64 + eps as f64).sqrt();
-        plane
-            .iter()
-            .map(|&a| ((a as f64 - mean[c] as f64) * inv * scale[c] as f64 + bias[c] as f64) as f32)
-            .collect()
+        plane.iter().map(|&a| ((a as f64 - mean[c] as f64) * inv * scale[c] as f64 + bias[c] as f64) as f32).collect()
     })
 }
 
 /// InstanceNormalization: per sample and channel over the spatial axes.
-pub fn instance_norm(
-    x: &Tensor,
-    scale: &Tensor,
-    bias: &Tensor,
-    eps: f32,
-) -> Result<Tensor, IrError> {
-    let (scale, bias) = (
-        scale.as_f32("InstanceNormalization scale")?,
-        bias.as_f32("InstanceNormalization bias")?,
-    );
+pub fn instance_norm(x: &Tensor, scale: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor, IrError> {
+    let (scale, bias) = (scale.as_f32("InstanceNormalization scale")?, bias.as_f32("InstanceNormalization bias")?);
     per_channel(x, |_, c, plane| {
         let n = plane.len().max(1) as f64;
         let mean = plane.iter().map(|&a| a as f64).sum::<f64>() / n;
-        let var = plane
-            .iter()
-            .map(|&a| (a as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n;
+        let var = plane.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / n;
         let inv = 1.0 / (var + eps as f64).sqrt();
-        plane
-            .iter()
-            .map(|&a| ((a as f64 - mean) * inv * scale[c] as f64 + bias[c] as f64) as f32)
-            .collect()
+        plane.iter().map(|&a| ((a as f64 - mean) * inv * scale[c] as f64 + bias[c] as f64) as f32).collect()
     })
 }
 
@@ -147,9 +118,7 @@ pub fn lrn(x: &Tensor, size: usize, alpha: f32, beta: f32, bias: f32) -> Result<
             let first = ch.saturating_sub(lo);
             let last = (ch + hi).min(c - 1);
             for p in 0..plane {
-                let sq: f64 = (first..=last)
-                    .map(|k| (v[(b * c + k) * plane + p] as f64).powi(2))
-                    .sum();
+                let sq: f64 = (first..=last).map(|k| (v[(b * c + k) * plane + p] as f64).powi(2)).sum();
                 let at = (b * c + ch) * plane + p;
                 let denom = (bias as f64 + alpha as f64 / size as f64 * sq).powf(beta as f64);
                 y[at] = (v[at] as f64 / denom) as f32;

@@ -19,11 +19,7 @@ struct Window {
 /// Iterates the windows of every output position in row-major order.
 fn windows(p: &PoolAttrs, in_sp: &[usize], out_sp: &[usize]) -> Vec<Window> {
     let (i, o) = (lift(in_sp, 1), lift(out_sp, 1));
-    let (k, s, d) = (
-        lift(&p.kernel, 1),
-        lift(&p.strides, 1),
-        lift(&p.dilations, 1),
-    );
+    let (k, s, d) = (lift(&p.kernel, 1), lift(&p.strides, 1), lift(&p.dilations, 1));
     let (pb, pe) = (lift(&p.pads_begin, 0), lift(&p.pads_end, 0));
     // Per axis and output position: the in-input coordinates, and the count within padding.
     let axis_taps = |a: usize, out: usize| -> (Vec<usize>, usize) {
@@ -55,10 +51,7 @@ fn windows(p: &PoolAttrs, in_sp: &[usize], out_sp: &[usize]) -> Vec<Window> {
                         }
                     }
                 }
-                all.push(Window {
-                    taps,
-                    padded_count: cd * ch * cw,
-                });
+                all.push(Window { taps, padded_count: cd * ch * cw });
             }
         }
     }
@@ -89,10 +82,7 @@ pub fn max_pool(p: &PoolAttrs, x: &Tensor, out: TensorType) -> Result<Vec<Tensor
     let wins = windows(p, in_sp, &out.shape[2..]);
     let planes = x.shape()[0] * x.shape()[1];
     let in_plane: usize = in_sp.iter().product();
-    let (mut y, mut idx) = (
-        Vec::with_capacity(out.numel()),
-        Vec::with_capacity(out.numel()),
-    );
+    let (mut y, mut idx) = (Vec::with_capacity(out.numel()), Vec::with_capacity(out.numel()));
     for pl in 0..planes {
         let xs = &v[pl * in_plane..][..in_plane];
         for w in &wins {
@@ -106,18 +96,11 @@ pub fn max_pool(p: &PoolAttrs, x: &Tensor, out: TensorType) -> Result<Vec<Tensor
                 best.0 = f32::NAN;
             }
             y.push(best.0);
-            let spatial = if p.column_major_indices {
-                column_major(best.1, in_sp)
-            } else {
-                best.1
-            };
+            let spatial = if p.column_major_indices { column_major(best.1, in_sp) } else { best.1 };
             idx.push((pl * in_plane + spatial) as i64);
         }
     }
-    Ok(vec![
-        Tensor::from_f32(out.shape.clone(), y)?,
-        Tensor::from_i64(out.shape, idx)?,
-    ])
+    Ok(vec![Tensor::from_f32(out.shape.clone(), y)?, Tensor::from_i64(out.shape, idx)?])
 }
 
 /// `AveragePool`: the window mean over in-input taps, or over all taps within the explicit
@@ -133,16 +116,8 @@ pub fn average_pool(p: &PoolAttrs, x: &Tensor, out: TensorType) -> Result<Tensor
         let xs = &v[pl * in_plane..][..in_plane];
         for w in &wins {
             let sum: f64 = w.taps.iter().map(|&t| xs[t] as f64).sum();
-            let n = if p.count_include_pad {
-                w.padded_count
-            } else {
-                w.taps.len()
-            };
-            y.push(if n == 0 {
-                f32::NAN
-            } else {
-                (sum / n as f64) as f32
-            });
+            let n = if p.count_include_pad { w.padded_count } else { w.taps.len() };
+            y.push(if n == 0 { f32::NAN } else { (sum / n as f64) as f32 });
         }
     }
     Tensor::from_f32(out.shape, y)

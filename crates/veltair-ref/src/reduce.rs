@@ -6,18 +6,11 @@ use veltair_ir::shape::strides;
 use veltair_ir::{DType, IrError, ReduceOp, Tensor, TensorData, TensorType};
 
 /// Reduces `x` over `axes` into the (already inferred) output type.
-pub fn reduce(
-    op: ReduceOp,
-    x: &Tensor,
-    axes: &[usize],
-    out: TensorType,
-) -> Result<Tensor, IrError> {
+pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], out: TensorType) -> Result<Tensor, IrError> {
     let v = x.data().to_f64_vec();
     let shape = x.shape();
     // Output strides over the kept axes (reduced axes contribute 0).
-    let kept_shape: Vec<usize> = (0..shape.len())
-        .map(|a| if axes.contains(&a) { 1 } else { shape[a] })
-        .collect();
+    let kept_shape: Vec<usize> = (0..shape.len()).map(|a| if axes.contains(&a) { 1 } else { shape[a] }).collect();
     let ks = strides(&kept_shape);
     let n_out = out.numel();
     let count = v.len().checked_div(n_out).unwrap_or(0);
@@ -30,15 +23,7 @@ pub fn reduce(
     let mut acc = vec![init; n_out];
     let mut coord = vec![0usize; shape.len()];
     for &val in &v {
-        let o: usize = (0..shape.len())
-            .map(|a| {
-                if axes.contains(&a) {
-                    0
-                } else {
-                    coord[a] * ks[a]
-                }
-            })
-            .sum();
+        let o: usize = (0..shape.len()).map(|a| if axes.contains(&a) { 0 } else { coord[a] * ks[a] }).sum();
         let a = &mut acc[o];
         *a = match op {
             ReduceOp::Sum | ReduceOp::Mean | ReduceOp::LogSum => *a + val,

@@ -104,15 +104,9 @@ fn taps(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: usize) -> 
     let raw: Vec<(i64, f64)> = if r.antialias {
         // The filter is stretched by 1/scale when downsampling and its weights normalised.
         let s = (r.scales[axis] as f64).min(1.0);
-        let support = if r.mode == ResizeMode::Linear {
-            1.0
-        } else {
-            2.0
-        };
+        let support = if r.mode == ResizeMode::Linear { 1.0 } else { 2.0 };
         let start = (-support / s).floor() as i64 + 1;
-        let taps: Vec<(i64, f64)> = (start..2 - start)
-            .map(|k| (b + k, kernel((k as f64 - frac) * s)))
-            .collect();
+        let taps: Vec<(i64, f64)> = (start..2 - start).map(|k| (b + k, kernel((k as f64 - frac) * s))).collect();
         let total: f64 = taps.iter().map(|t| t.1).sum();
         taps.into_iter().map(|(i, w)| (i, w / total)).collect()
     } else if r.mode == ResizeMode::Linear {
@@ -121,11 +115,8 @@ fn taps(r: &ResizeAttrs, axis: usize, x: usize, input: usize, output: usize) -> 
         (-1..=2).map(|k| (b + k, kernel(frac - k as f64))).collect()
     };
     let inside = |i: i64| i >= 0 && i < input as i64;
-    let mut weighted: Vec<(usize, f64)> = raw
-        .iter()
-        .filter(|(i, _)| !r.exclude_outside || inside(*i))
-        .map(|&(i, w)| (clamp(i), w))
-        .collect();
+    let mut weighted: Vec<(usize, f64)> =
+        raw.iter().filter(|(i, _)| !r.exclude_outside || inside(*i)).map(|&(i, w)| (clamp(i), w)).collect();
     if r.exclude_outside {
         let total: f64 = weighted.iter().map(|t| t.1).sum();
         weighted.iter_mut().for_each(|t| t.1 /= total);
@@ -144,19 +135,14 @@ pub fn resize(r: &ResizeAttrs, x: &Tensor) -> Result<Tensor, IrError> {
         }
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
-        let plan: Vec<Taps> = (0..output)
-            .map(|o| taps(r, axis, o, input, output))
-            .collect();
+        let plan: Vec<Taps> = (0..output).map(|o| taps(r, axis, o, input, output)).collect();
         let mut next = Vec::with_capacity(outer * output * inner);
         for o in 0..outer {
             for t in &plan {
                 for i in 0..inner {
                     next.push(match t {
                         None => r.extrapolation_value as f64,
-                        Some(ts) => ts
-                            .iter()
-                            .map(|&(k, w)| w * data[(o * input + k) * inner + i])
-                            .sum(),
+                        Some(ts) => ts.iter().map(|&(k, w)| w * data[(o * input + k) * inner + i]).sum(),
                     });
                 }
             }

@@ -62,9 +62,7 @@ impl Status {
 fn run_case(dir: &Path, rtol: f64, atol: f64) -> (Status, String) {
     let case = match prepare_case(dir) {
         Ok(c) => c,
-        Err(CaseError::Import(e)) if e.is_unsupported() => {
-            return (Status::Unsupported, e.to_string())
-        }
+        Err(CaseError::Import(e)) if e.is_unsupported() => return (Status::Unsupported, e.to_string()),
         Err(CaseError::Import(e)) => return (Status::Error, e.to_string()),
         Err(CaseError::Run(m)) => return (Status::Error, m),
     };
@@ -74,20 +72,14 @@ fn run_case(dir: &Path, rtol: f64, atol: f64) -> (Status, String) {
             Err(e) => return (Status::Error, e.to_string()),
         };
         if got.len() != expected.len() {
-            return (
-                Status::Mismatch,
-                format!("{} outputs, {} expected", got.len(), expected.len()),
-            );
+            return (Status::Mismatch, format!("{} outputs, {} expected", got.len(), expected.len()));
         }
         for (i, (g, e)) in got.iter().zip(expected).enumerate() {
             let c = veltair_ref::compare(g, e, rtol, atol);
             if !c.ok {
-                let why = c.mismatch.unwrap_or_else(|| {
-                    format!(
-                        "max abs err {:.3e}, max rel err {:.3e}",
-                        c.max_abs, c.max_rel
-                    )
-                });
+                let why = c
+                    .mismatch
+                    .unwrap_or_else(|| format!("max abs err {:.3e}, max rel err {:.3e}", c.max_abs, c.max_rel));
                 return (Status::Mismatch, format!("output #{i}: {why}"));
             }
         }
@@ -103,11 +95,7 @@ fn ops_supported(dir: &Path) -> bool {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&args.tests) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.join("model.onnx").exists())
-            .collect(),
+        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("model.onnx").exists()).collect(),
         Err(e) => {
             eprintln!(
                 "error: cannot read {}: {e} (generate the tests with scripts/gen_conformance.sh)",
@@ -121,11 +109,7 @@ fn main() -> std::process::ExitCode {
     let mut totals: BTreeMap<Status, usize> = BTreeMap::new();
     let mut supported_totals: BTreeMap<Status, usize> = BTreeMap::new();
     for dir in &dirs {
-        let name = dir
-            .file_name()
-            .expect("entry has a name")
-            .to_string_lossy()
-            .into_owned();
+        let name = dir.file_name().expect("entry has a name").to_string_lossy().into_owned();
         let (tx, rx) = mpsc::channel();
         let (d, rtol, atol) = (dir.clone(), args.rtol, args.atol);
         std::thread::spawn(move || {
@@ -152,14 +136,7 @@ fn main() -> std::process::ExitCode {
     }
     let count = |m: &BTreeMap<Status, usize>| -> serde_json::Value {
         let mut o = serde_json::Map::new();
-        for s in [
-            Status::Pass,
-            Status::Mismatch,
-            Status::Unsupported,
-            Status::Error,
-            Status::Panic,
-            Status::Hang,
-        ] {
+        for s in [Status::Pass, Status::Mismatch, Status::Unsupported, Status::Error, Status::Panic, Status::Hang] {
             o.insert(s.name().into(), json!(m.get(&s).copied().unwrap_or(0)));
         }
         o.insert("total".into(), json!(m.values().sum::<usize>()));
@@ -167,13 +144,8 @@ fn main() -> std::process::ExitCode {
     };
     let sup_total: usize = supported_totals.values().sum();
     let sup_pass = supported_totals.get(&Status::Pass).copied().unwrap_or(0);
-    let rate = if sup_total == 0 {
-        0.0
-    } else {
-        sup_pass as f64 / sup_total as f64
-    };
-    let crashes = totals.get(&Status::Panic).copied().unwrap_or(0)
-        + totals.get(&Status::Hang).copied().unwrap_or(0);
+    let rate = if sup_total == 0 { 0.0 } else { sup_pass as f64 / sup_total as f64 };
+    let crashes = totals.get(&Status::Panic).copied().unwrap_or(0) + totals.get(&Status::Hang).copied().unwrap_or(0);
     let report = json!({
         "generated_by": "cargo run --release -p veltair-tests --bin conformance (tests from scripts/gen_conformance.sh, onnx 1.23.2)",
         "tolerance": {"rtol": args.rtol, "atol": args.atol},
@@ -185,10 +157,7 @@ fn main() -> std::process::ExitCode {
     if let Some(parent) = args.out.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    if let Err(e) = std::fs::write(
-        &args.out,
-        serde_json::to_string_pretty(&report).expect("serialisable") + "\n",
-    ) {
+    if let Err(e) = std::fs::write(&args.out, serde_json::to_string_pretty(&report).expect("serialisable") + "\n") {
         eprintln!("error: cannot write {}: {e}", args.out.display());
         return std::process::ExitCode::from(2);
     }

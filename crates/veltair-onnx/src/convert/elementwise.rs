@@ -2,7 +2,7 @@
 //! comparisons, logic, unary math, Clip (attributes before opset 11, inputs after), Cast.
 
 use super::{invalid, unsupported, Lowered, NodeCtx, Operand, Produced};
-use crate::tensor_proto::dtype_of;
+use crate::tensor_proto::{dtype_of, onnx_type_name};
 use crate::NodeProblem;
 use veltair_ir::{BinaryOp, CompareOp, Op, UnaryOp};
 
@@ -49,38 +49,26 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         "Softsign" => unary(UnaryOp::Softsign),
         "Relu" => unary(UnaryOp::Relu),
         "HardSwish" => unary(UnaryOp::HardSwish),
-        "LeakyRelu" => unary(UnaryOp::LeakyRelu {
-            alpha: a.float_or("alpha", 0.01)?,
-        }),
-        "Elu" => unary(UnaryOp::Elu {
-            alpha: a.float_or("alpha", 1.0)?,
-        }),
-        "Celu" => unary(UnaryOp::Celu {
-            alpha: a.float_or("alpha", 1.0)?,
-        }),
-        "ThresholdedRelu" => unary(UnaryOp::ThresholdedRelu {
-            alpha: a.float_or("alpha", 1.0)?,
-        }),
-        "Selu" => unary(UnaryOp::Selu {
-            alpha: a.float_or("alpha", 1.673_263_2)?,
-            gamma: a.float_or("gamma", 1.050_701)?,
-        }),
-        "HardSigmoid" => unary(UnaryOp::HardSigmoid {
-            alpha: a.float_or("alpha", 0.2)?,
-            beta: a.float_or("beta", 0.5)?,
-        }),
+        "LeakyRelu" => unary(UnaryOp::LeakyRelu { alpha: a.float_or("alpha", 0.01)? }),
+        "Elu" => unary(UnaryOp::Elu { alpha: a.float_or("alpha", 1.0)? }),
+        "Celu" => unary(UnaryOp::Celu { alpha: a.float_or("alpha", 1.0)? }),
+        "ThresholdedRelu" => unary(UnaryOp::ThresholdedRelu { alpha: a.float_or("alpha", 1.0)? }),
+        "Selu" => {
+            unary(UnaryOp::Selu { alpha: a.float_or("alpha", 1.673_263_2)?, gamma: a.float_or("gamma", 1.050_701)? })
+        }
+        "HardSigmoid" => {
+            unary(UnaryOp::HardSigmoid { alpha: a.float_or("alpha", 0.2)?, beta: a.float_or("beta", 0.5)? })
+        }
         "Gelu" => match a.string_or("approximate", "none")?.as_str() {
             "none" => unary(UnaryOp::Gelu { tanh: false }),
             "tanh" => unary(UnaryOp::Gelu { tanh: true }),
-            other => Err(invalid(format!(
-                "approximate must be 'none' or 'tanh', got '{other}'"
-            ))),
+            other => Err(invalid(format!("approximate must be 'none' or 'tanh', got '{other}'"))),
         },
         "Clip" => clip(ctx).map(Some),
         "Cast" => cast(ctx).map(Some),
         "CastLike" => {
             let to = ctx.ty(1)?.dtype;
-            Ok(Some(ctx.op(Op::Cast(to), &[0])))
+            Ok(Some(ctx.op(Op::Cast { to, saturate: ctx.attrs.int_or("saturate", 1)? != 0 }, &[0])))
         }
         _ => Ok(None),
     }
@@ -95,47 +83,26 @@ fn legacy_broadcast(ctx: &NodeCtx, op: Op) -> Result<Option<Lowered>, NodeProble
     let (a_rank, b) = (ctx.ty(0)?.rank(), ctx.ty(1)?);
     let axis = super::axis(ctx.attrs.int_or("axis", 0)?, a_rank)?;
     if axis + b.rank() > a_rank {
-        return Err(invalid(format!(
-            "B {b} does not fit at axis {axis} of a rank-{a_rank} input"
-        )));
+        return Err(invalid(format!("B {b} does not fit at axis {axis} of a rank-{a_rank} input")));
     }
     if axis + b.rank() == a_rank {
         return Ok(Some(ctx.op(op, &[0, 1])));
     }
     let Some(bt) = ctx.constant(1)? else {
-        return Err(unsupported(format!(
-            "legacy broadcast at axis {axis} of a non-constant B"
-        )));
+        return Err(unsupported(format!("legacy broadcast at axis {axis} of a non-constant B")));
     };
     // Trailing unit axes align B at `axis`, after which numpy broadcasting applies.
     let mut shape = b.shape.clone();
     shape.resize(a_rank - axis, 1);
-    let aligned = bt
-        .clone()
-        .reshaped(shape)
-        .map_err(|e| invalid(e.to_string()))?;
-    Ok(Some(Lowered::Op {
-        op,
-        inputs: vec![
-            ctx.input(0).map(Operand::Value),
-            Some(Operand::Constant(aligned)),
-        ],
-    }))
+    let aligned = bt.clone().reshaped(shape).map_err(|e| invalid(e.to_string()))?;
+    Ok(Some(Lowered::Op { op, inputs: vec![ctx.input(0).map(Operand::Value), Some(Operand::Constant(aligned))] }))
 }
 
 fn clip(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let (min, max) = if ctx.opset < 11 {
         let a = &ctx.attrs;
-        let min = a
-            .has("min")
-            .then(|| a.float_or("min", 0.0))
-            .transpose()?
-            .map(f64::from);
-        let max = a
-            .has("max")
-            .then(|| a.float_or("max", 0.0))
-            .transpose()?
-            .map(f64::from);
+        let min = a.has("min").then(|| a.float_or("min", 0.0)).transpose()?.map(f64::from);
+        let max = a.has("max").then(|| a.float_or("max", 0.0)).transpose()?.map(f64::from);
         (min, max)
     } else {
         (ctx.scalar(1)?, ctx.scalar(2)?)
@@ -145,35 +112,19 @@ fn clip(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
 
 fn cast(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let to = if ctx.opset < 6 {
-        let name = ctx
-            .attrs
-            .string("to")?
-            .ok_or_else(|| invalid("missing attribute 'to'"))?;
-        let code = match name.as_str() {
-            "FLOAT" => 1,
-            "UINT8" => 2,
-            "INT8" => 3,
-            "INT32" => 6,
-            "INT64" => 7,
-            "BOOL" => 9,
-            "DOUBLE" => 11,
-            other => return Err(unsupported(format!("cast to {other}"))),
-        };
+        let name = ctx.attrs.string("to")?.ok_or_else(|| invalid("missing attribute 'to'"))?;
+        let code =
+            (0..32).find(|&c| onnx_type_name(c) == name).ok_or_else(|| invalid(format!("unknown type '{name}'")))?;
         dtype_of(code)?
     } else {
-        let code = ctx
-            .attrs
-            .int("to")?
-            .ok_or_else(|| invalid("missing attribute 'to'"))?;
+        let code = ctx.attrs.int("to")?.ok_or_else(|| invalid("missing attribute 'to'"))?;
         dtype_of(i32::try_from(code).map_err(|_| invalid(format!("bad type code {code}")))?)?
     };
-    if ctx
-        .input(0)
-        .is_some_and(|id| ctx.graph.value(id).ty.dtype == to)
-    {
-        return Ok(Lowered::Values(vec![Produced::Existing(
-            ctx.input(0).expect("checked"),
-        )]));
+    if ctx.input(0).is_some_and(|id| ctx.graph.value(id).ty.dtype == to) {
+        return Ok(Lowered::Values(vec![Produced::Existing(ctx.input(0).expect("checked"))]));
     }
-    Ok(ctx.op(Op::Cast(to), &[0]))
+    if to == veltair_ir::DType::F8E8M0 && ctx.attrs.string_or("round_mode", "up")? != "up" {
+        return Err(unsupported("Cast to FLOAT8E8M0 with a round_mode other than 'up'"));
+    }
+    Ok(ctx.op(Op::Cast { to, saturate: ctx.attrs.int_or("saturate", 1)? != 0 }, &[0]))
 }

@@ -109,10 +109,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
 /// What a node becomes.
 pub enum Lowered {
     /// An IR operator over these inputs.
-    Op {
-        op: Op,
-        inputs: Vec<Option<Operand>>,
-    },
+    Op { op: Op, inputs: Vec<Option<Operand>> },
     /// Outputs known without an operator: existing values (Identity) or constants (Shape).
     Values(Vec<Produced>),
 }
@@ -153,9 +150,7 @@ impl<'a> NodeCtx<'a> {
 
     /// Type of a required input.
     pub fn ty(&self, i: usize) -> Result<&'a TensorType, NodeProblem> {
-        let id = self
-            .input(i)
-            .ok_or_else(|| invalid(format!("required input #{i} is missing")))?;
+        let id = self.input(i).ok_or_else(|| invalid(format!("required input #{i} is missing")))?;
         Ok(&self.graph.value(id).ty)
     }
 
@@ -166,27 +161,15 @@ impl<'a> NodeCtx<'a> {
         };
         let v = self.graph.value(id);
         v.constant.as_ref().map(Some).ok_or_else(|| {
-            let from_inputs = self
-                .graph
-                .input_ancestors(id)
-                .into_iter()
-                .map(|a| self.graph.value(a).name.clone())
-                .collect();
-            NodeProblem::NeedsConstant {
-                input: v.name.clone(),
-                from_inputs,
-            }
+            let from_inputs =
+                self.graph.input_ancestors(id).into_iter().map(|a| self.graph.value(a).name.clone()).collect();
+            NodeProblem::NeedsConstant { input: v.name.clone(), from_inputs }
         })
     }
 
     /// A constant integer operand (shape, axes, pads…) as a list.
     pub fn int_list(&self, i: usize) -> Result<Option<Vec<i64>>, NodeProblem> {
-        self.constant(i)?
-            .map(|t| {
-                t.as_i64_vec(&format!("input #{i}"))
-                    .map_err(|e| invalid(e.to_string()))
-            })
-            .transpose()
+        self.constant(i)?.map(|t| t.as_i64_vec(&format!("input #{i}")).map_err(|e| invalid(e.to_string()))).transpose()
     }
 
     /// A constant scalar-or-one-element operand as f64.
@@ -194,10 +177,7 @@ impl<'a> NodeCtx<'a> {
         match self.constant(i)? {
             None => Ok(None),
             Some(t) if t.numel() == 1 => Ok(Some(t.data().to_f64_vec()[0])),
-            Some(t) => Err(invalid(format!(
-                "input #{i} must hold one value, has shape {:?}",
-                t.shape()
-            ))),
+            Some(t) => Err(invalid(format!("input #{i} must hold one value, has shape {:?}", t.shape()))),
         }
     }
 
@@ -213,21 +193,12 @@ impl<'a> NodeCtx<'a> {
 
     /// The node as an IR operator over the given input positions.
     pub fn op(&self, op: Op, positions: &[usize]) -> Lowered {
-        Lowered::Op {
-            op,
-            inputs: positions
-                .iter()
-                .map(|&i| self.input(i).map(Operand::Value))
-                .collect(),
-        }
+        Lowered::Op { op, inputs: positions.iter().map(|&i| self.input(i).map(Operand::Value)).collect() }
     }
 
     /// The node as an IR operator over all of its inputs.
     pub fn op_all(&self, op: Op) -> Lowered {
-        Lowered::Op {
-            op,
-            inputs: self.inputs.iter().map(|i| i.map(Operand::Value)).collect(),
-        }
+        Lowered::Op { op, inputs: self.inputs.iter().map(|i| i.map(Operand::Value)).collect() }
     }
 }
 

@@ -30,38 +30,20 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         "GlobalAveragePool" => ctx.op(Op::GlobalAveragePool, &[0]),
         "GlobalMaxPool" => ctx.op(Op::GlobalMaxPool, &[0]),
         "BatchNormalization" => {
-            let training = a.int_or("training_mode", 0)? != 0
-                || (1..ctx.n_outputs()).any(|i| ctx.wants_output(i));
+            let training = a.int_or("training_mode", 0)? != 0 || (1..ctx.n_outputs()).any(|i| ctx.wants_output(i));
             if training {
-                return Err(unsupported(
-                    "BatchNormalization in training mode (running statistics outputs)",
-                ));
+                return Err(unsupported("BatchNormalization in training mode (running statistics outputs)"));
             }
-            ctx.op(
-                Op::BatchNorm {
-                    epsilon: a.float_or("epsilon", 1e-5)?,
-                },
-                &[0, 1, 2, 3, 4],
-            )
+            ctx.op(Op::BatchNorm { epsilon: a.float_or("epsilon", 1e-5)? }, &[0, 1, 2, 3, 4])
         }
-        "InstanceNormalization" => ctx.op(
-            Op::InstanceNorm {
-                epsilon: a.float_or("epsilon", 1e-5)?,
-            },
-            &[0, 1, 2],
-        ),
+        "InstanceNormalization" => ctx.op(Op::InstanceNorm { epsilon: a.float_or("epsilon", 1e-5)? }, &[0, 1, 2]),
         "LayerNormalization" => {
             let rank = ctx.ty(0)?.rank();
-            let op = Op::LayerNorm {
-                axis: axis(a.int_or("axis", -1)?, rank)?,
-                epsilon: a.float_or("epsilon", 1e-5)?,
-            };
+            let op = Op::LayerNorm { axis: axis(a.int_or("axis", -1)?, rank)?, epsilon: a.float_or("epsilon", 1e-5)? };
             ctx.op(op, &[0, 1, 2])
         }
         "LRN" => {
-            let size = a
-                .int("size")?
-                .ok_or_else(|| invalid("missing attribute 'size'"))?;
+            let size = a.int("size")?.ok_or_else(|| invalid("missing attribute 'size'"))?;
             let size = usize::try_from(size)
                 .ok()
                 .filter(|&s| s > 0)
@@ -99,16 +81,11 @@ fn spatial(ctx: &NodeCtx, n: usize) -> Result<Spatial, NodeProblem> {
     let get = |name: &str| -> Result<Vec<usize>, NodeProblem> {
         let v = ctx.attrs.sizes(name)?.unwrap_or_else(|| vec![1; n]);
         if v.len() != n || v.contains(&0) {
-            return Err(invalid(format!(
-                "'{name}' must have {n} entries >= 1, got {v:?}"
-            )));
+            return Err(invalid(format!("'{name}' must have {n} entries >= 1, got {v:?}")));
         }
         Ok(v)
     };
-    Ok(Spatial {
-        strides: get("strides")?,
-        dilations: get("dilations")?,
-    })
+    Ok(Spatial { strides: get("strides")?, dilations: get("dilations")? })
 }
 
 /// Begin and end pads per spatial axis from `pads` or `auto_pad`.
@@ -124,11 +101,7 @@ fn pads(
         "NOTSET" | "" => {
             let p = ctx.attrs.sizes("pads")?.unwrap_or_else(|| vec![0; 2 * n]);
             if p.len() != 2 * n {
-                return Err(invalid(format!(
-                    "'pads' must have {} entries, got {}",
-                    2 * n,
-                    p.len()
-                )));
+                return Err(invalid(format!("'pads' must have {} entries, got {}", 2 * n, p.len())));
             }
             Ok((p[..n].to_vec(), p[n..].to_vec()))
         }
@@ -161,9 +134,7 @@ fn kernel_from_weight(ctx: &NodeCtx) -> Result<Vec<usize>, NodeProblem> {
     }
     let from_weight = w.shape[2..].to_vec();
     match ctx.attrs.sizes("kernel_shape")? {
-        Some(k) if k != from_weight => Err(invalid(format!(
-            "kernel_shape {k:?} does not match weight {w}"
-        ))),
+        Some(k) if k != from_weight => Err(invalid(format!("kernel_shape {k:?} does not match weight {w}"))),
         _ => Ok(from_weight),
     }
 }
@@ -172,10 +143,7 @@ fn conv_attrs(ctx: &NodeCtx) -> Result<ConvAttrs, NodeProblem> {
     let kernel = kernel_from_weight(ctx)?;
     let x = ctx.ty(0)?;
     if x.rank() != kernel.len() + 2 {
-        return Err(invalid(format!(
-            "input {x} must have rank {}",
-            kernel.len() + 2
-        )));
+        return Err(invalid(format!("input {x} must have rank {}", kernel.len() + 2)));
     }
     let s = spatial(ctx, kernel.len())?;
     let (pads_begin, pads_end) = pads(ctx, &x.shape[2..], &kernel, &s)?;
@@ -184,38 +152,22 @@ fn conv_attrs(ctx: &NodeCtx) -> Result<ConvAttrs, NodeProblem> {
         .ok()
         .filter(|&g| g > 0)
         .ok_or_else(|| invalid(format!("group must be >= 1, got {group}")))?;
-    Ok(ConvAttrs {
-        kernel,
-        strides: s.strides,
-        dilations: s.dilations,
-        pads_begin,
-        pads_end,
-        group,
-    })
+    Ok(ConvAttrs { kernel, strides: s.strides, dilations: s.dilations, pads_begin, pads_end, group })
 }
 
 fn conv_transpose(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let mut a = conv_attrs(ctx)?;
     let n = a.kernel.len();
     let input = &ctx.ty(0)?.shape[2..];
-    let mut output_padding = ctx
-        .attrs
-        .sizes("output_padding")?
-        .unwrap_or_else(|| vec![0; n]);
+    let mut output_padding = ctx.attrs.sizes("output_padding")?.unwrap_or_else(|| vec![0; n]);
     if output_padding.len() != n {
         return Err(invalid(format!("'output_padding' must have {n} entries")));
     }
     let auto_pad = ctx.attrs.string_or("auto_pad", "NOTSET")?;
     let target = match ctx.attrs.sizes("output_shape")? {
         Some(shape) if shape.len() >= n => Some(shape[shape.len() - n..].to_vec()),
-        Some(shape) => {
-            return Err(invalid(format!(
-                "output_shape {shape:?} needs {n} spatial entries"
-            )))
-        }
-        None if auto_pad.starts_with("SAME") => {
-            Some(input.iter().zip(&a.strides).map(|(i, s)| i * s).collect())
-        }
+        Some(shape) => return Err(invalid(format!("output_shape {shape:?} needs {n} spatial entries"))),
+        None if auto_pad.starts_with("SAME") => Some(input.iter().zip(&a.strides).map(|(i, s)| i * s).collect()),
         None => None,
     };
     if auto_pad == "VALID" {
@@ -225,18 +177,13 @@ fn conv_transpose(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     if let Some(target) = target {
         // Pads that make the output exactly `target`; SAME_UPPER puts the odd pad at the end.
         for i in 0..n {
-            let full = a.strides[i] * (input[i].max(1) - 1)
-                + output_padding[i]
-                + (a.kernel[i] - 1) * a.dilations[i]
-                + 1;
+            let full =
+                a.strides[i] * (input[i].max(1) - 1) + output_padding[i] + (a.kernel[i] - 1) * a.dilations[i] + 1;
             if full >= target[i] {
                 let total = full - target[i];
                 let (small, large) = (total / 2, total - total / 2);
-                (a.pads_begin[i], a.pads_end[i]) = if auto_pad == "SAME_UPPER" {
-                    (small, large)
-                } else {
-                    (large, small)
-                };
+                (a.pads_begin[i], a.pads_end[i]) =
+                    if auto_pad == "SAME_UPPER" { (small, large) } else { (large, small) };
             } else {
                 a.pads_begin[i] = 0;
                 a.pads_end[i] = 0;
@@ -244,31 +191,17 @@ fn conv_transpose(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
             }
         }
     }
-    Ok(ctx.op(
-        Op::ConvTranspose {
-            conv: a,
-            output_padding,
-        },
-        &[0, 1, 2],
-    ))
+    Ok(ctx.op(Op::ConvTranspose { conv: a, output_padding }, &[0, 1, 2]))
 }
 
 fn pool_attrs(ctx: &NodeCtx) -> Result<PoolAttrs, NodeProblem> {
-    let kernel = ctx
-        .attrs
-        .sizes("kernel_shape")?
-        .ok_or_else(|| invalid("missing attribute 'kernel_shape'"))?;
+    let kernel = ctx.attrs.sizes("kernel_shape")?.ok_or_else(|| invalid("missing attribute 'kernel_shape'"))?;
     if kernel.is_empty() || kernel.contains(&0) {
-        return Err(invalid(format!(
-            "kernel_shape {kernel:?} must be non-empty with entries >= 1"
-        )));
+        return Err(invalid(format!("kernel_shape {kernel:?} must be non-empty with entries >= 1")));
     }
     let x = ctx.ty(0)?;
     if x.rank() != kernel.len() + 2 {
-        return Err(invalid(format!(
-            "input {x} must have rank {}",
-            kernel.len() + 2
-        )));
+        return Err(invalid(format!("input {x} must have rank {}", kernel.len() + 2)));
     }
     let s = spatial(ctx, kernel.len())?;
     let (pads_begin, pads_end) = pads(ctx, &x.shape[2..], &kernel, &s)?;

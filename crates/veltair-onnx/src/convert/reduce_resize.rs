@@ -27,35 +27,20 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
 fn reduce(ctx: &NodeCtx, r: ReduceOp) -> Result<Lowered, NodeProblem> {
     let rank = ctx.ty(0)?.rank();
     let axes_from_input = ctx.opset >= 18 || (r == ReduceOp::Sum && ctx.opset >= 13);
-    let axes = if axes_from_input {
-        ctx.int_list(1)?
-    } else {
-        ctx.attrs.ints("axes")?
-    };
+    let axes = if axes_from_input { ctx.int_list(1)? } else { ctx.attrs.ints("axes")? };
     let axes = axes.unwrap_or_default();
     let keepdims = ctx.attrs.int_or("keepdims", 1)? != 0;
     if axes.is_empty() && ctx.attrs.int_or("noop_with_empty_axes", 0)? != 0 {
-        return Ok(Lowered::Values(vec![Produced::Existing(
-            ctx.input(0).ok_or_else(|| invalid("missing input"))?,
-        )]));
+        return Ok(Lowered::Values(vec![Produced::Existing(ctx.input(0).ok_or_else(|| invalid("missing input"))?)]));
     }
     let mut axes: Vec<usize> = if axes.is_empty() {
         (0..rank).collect()
     } else {
-        axes.iter()
-            .map(|&a| axis(a, rank))
-            .collect::<Result<_, _>>()?
+        axes.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?
     };
     axes.sort_unstable();
     axes.dedup();
-    Ok(ctx.op(
-        Op::Reduce {
-            op: r,
-            axes,
-            keepdims,
-        },
-        &[0],
-    ))
+    Ok(ctx.op(Op::Reduce { op: r, axes, keepdims }, &[0]))
 }
 
 fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
@@ -72,21 +57,14 @@ fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let coord = if legacy {
         CoordMode::Asymmetric
     } else {
-        match a
-            .string_or("coordinate_transformation_mode", "half_pixel")?
-            .as_str()
-        {
+        match a.string_or("coordinate_transformation_mode", "half_pixel")?.as_str() {
             "half_pixel" => CoordMode::HalfPixel,
             "half_pixel_symmetric" => CoordMode::HalfPixelSymmetric,
             "pytorch_half_pixel" => CoordMode::PytorchHalfPixel,
             "align_corners" => CoordMode::AlignCorners,
             "asymmetric" => CoordMode::Asymmetric,
             "tf_crop_and_resize" => CoordMode::TfCropAndResize,
-            other => {
-                return Err(unsupported(format!(
-                    "coordinate_transformation_mode '{other}'"
-                )))
-            }
+            other => return Err(unsupported(format!("coordinate_transformation_mode '{other}'"))),
         }
     };
     let nearest = if legacy {
@@ -102,22 +80,13 @@ fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     };
     // Operands: opset 10 is (X, scales); later (X, roi, scales, sizes), possibly on `axes` only.
     let axes: Vec<usize> = match a.ints("axes")? {
-        Some(ax) => ax
-            .iter()
-            .map(|&x| axis(x, rank))
-            .collect::<Result<_, _>>()?,
+        Some(ax) => ax.iter().map(|&x| axis(x, rank)).collect::<Result<_, _>>()?,
         None => (0..rank).collect(),
     };
     let floats = |i: usize| -> Result<Option<Vec<f32>>, NodeProblem> {
         Ok(ctx
             .constant(i)?
-            .map(|t| {
-                t.data()
-                    .to_f64_vec()
-                    .into_iter()
-                    .map(|v| v as f32)
-                    .collect::<Vec<_>>()
-            })
+            .map(|t| t.data().to_f64_vec().into_iter().map(|v| v as f32).collect::<Vec<_>>())
             .filter(|v| !v.is_empty()))
     };
     let (roi_in, scales_in, sizes_in) = if legacy {
@@ -131,11 +100,7 @@ fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     match (scales_in, sizes_in) {
         (Some(s), None) => {
             if s.len() != axes.len() {
-                return Err(invalid(format!(
-                    "{} scales for {} axes",
-                    s.len(),
-                    axes.len()
-                )));
+                return Err(invalid(format!("{} scales for {} axes", s.len(), axes.len())));
             }
             for (&ax, &sc) in axes.iter().zip(&s) {
                 if !(sc > 0.0 && sc.is_finite()) {
@@ -147,31 +112,20 @@ fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
         }
         (None, Some(sizes)) => {
             if sizes.len() != axes.len() {
-                return Err(invalid(format!(
-                    "{} sizes for {} axes",
-                    sizes.len(),
-                    axes.len()
-                )));
+                return Err(invalid(format!("{} sizes for {} axes", sizes.len(), axes.len())));
             }
             let sizes: Vec<usize> = sizes
                 .iter()
                 .map(|&v| usize::try_from(v).map_err(|_| invalid(format!("bad size {v}"))))
                 .collect::<Result<_, _>>()?;
             let policy = a.string_or("keep_aspect_ratio_policy", "stretch")?;
-            let ratios: Vec<f64> = axes
-                .iter()
-                .zip(&sizes)
-                .map(|(&ax, &s)| s as f64 / shape[ax].max(1) as f64)
-                .collect();
+            let ratios: Vec<f64> =
+                axes.iter().zip(&sizes).map(|(&ax, &s)| s as f64 / shape[ax].max(1) as f64).collect();
             let common = match policy.as_str() {
                 "stretch" => None,
                 "not_larger" => Some(ratios.iter().copied().fold(f64::INFINITY, f64::min)),
                 "not_smaller" => Some(ratios.iter().copied().fold(0.0, f64::max)),
-                other => {
-                    return Err(invalid(format!(
-                        "unknown keep_aspect_ratio_policy '{other}'"
-                    )))
-                }
+                other => return Err(invalid(format!("unknown keep_aspect_ratio_policy '{other}'"))),
             };
             for (i, &ax) in axes.iter().enumerate() {
                 let (scale, size) = match common {
@@ -190,11 +144,7 @@ fn resize(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     if coord == CoordMode::TfCropAndResize {
         let given = roi_in.ok_or_else(|| invalid("tf_crop_and_resize needs roi"))?;
         if given.len() != 2 * axes.len() {
-            return Err(invalid(format!(
-                "roi has {} entries, expected {}",
-                given.len(),
-                2 * axes.len()
-            )));
+            return Err(invalid(format!("roi has {} entries, expected {}", given.len(), 2 * axes.len())));
         }
         for (i, &ax) in axes.iter().enumerate() {
             roi[ax] = given[i];

@@ -3,9 +3,8 @@
 #![allow(dead_code)]
 
 use onnx_protobuf::{
-    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
-    Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, Message, ModelProto,
+    NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 pub fn tensor_f32(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
@@ -49,13 +48,7 @@ pub fn value(name: &str, elem_type: i32, dims: &[i64]) -> ValueInfoProto {
     v
 }
 
-pub fn node(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attrs: Vec<AttributeProto>,
-) -> NodeProto {
+pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
     let mut n = NodeProto::new();
     n.op_type = op.into();
     n.name = name.into();
