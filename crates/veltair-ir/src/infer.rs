@@ -18,14 +18,14 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Binary(b) => vec![elementwise(inputs, *b == crate::BinaryOp::Pow)?],
         Op::Mean => vec![elementwise(inputs, false)?],
         Op::Compare(_) => {
-            let t = elementwise(inputs, false)?;
+            let t = elementwise(&[Some(input(inputs, 0)?), Some(input(inputs, 1)?)], false)?;
             vec![TensorType::new(DType::Bool, t.shape)]
         }
         Op::Where => vec![where_(inputs)?],
         Op::Unary(u) => vec![unary(*u, input(inputs, 0)?)?],
         Op::Cast { to, .. } => vec![TensorType::new(*to, input(inputs, 0)?.shape.clone())],
         Op::Softmax { axis, .. } => {
-            let x = float_input(inputs, 0, "Softmax")?;
+            let x = f32_input(inputs, 0, "Softmax")?;
             axis_in(*axis, x.rank(), "Softmax")?;
             vec![x.clone()]
         }
@@ -33,20 +33,20 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::BatchNorm { .. } => vec![channel_norm(inputs, 5, "BatchNormalization")?],
         Op::InstanceNorm { .. } => vec![channel_norm(inputs, 3, "InstanceNormalization")?],
         Op::Lrn { size, .. } => {
-            let x = float_input(inputs, 0, "LRN")?;
+            let x = f32_input(inputs, 0, "LRN")?;
             if x.rank() < 3 || *size == 0 {
                 return Err(IrError::shape(format!("LRN needs rank >= 3 and size >= 1, got {x}")));
             }
             vec![x.clone()]
         }
         Op::MaxPool(p) => {
-            let y = pool(p, float_input(inputs, 0, "MaxPool")?)?;
+            let y = pool(p, f32_input(inputs, 0, "MaxPool")?)?;
             let idx = TensorType::new(DType::I64, y.shape.clone());
             vec![y, idx]
         }
-        Op::AveragePool(p) => vec![pool(p, float_input(inputs, 0, "AveragePool")?)?],
+        Op::AveragePool(p) => vec![pool(p, f32_input(inputs, 0, "AveragePool")?)?],
         Op::GlobalAveragePool | Op::GlobalMaxPool => {
-            let x = float_input(inputs, 0, "global pooling")?;
+            let x = f32_input(inputs, 0, "global pooling")?;
             if x.rank() < 3 {
                 return Err(IrError::shape(format!("global pooling needs rank >= 3, got {x}")));
             }
@@ -92,9 +92,10 @@ fn input<'a>(inputs: &[Option<&'a TensorType>], i: usize) -> Result<&'a TensorTy
     inputs.get(i).copied().flatten().ok_or_else(|| IrError::shape(format!("required input #{i} is missing")))
 }
 
-fn float_input<'a>(inputs: &[Option<&'a TensorType>], i: usize, what: &str) -> Result<&'a TensorType, IrError> {
+/// A required input of the compute type, f32 (the kernels of these operators compute only in f32).
+fn f32_input<'a>(inputs: &[Option<&'a TensorType>], i: usize, what: &str) -> Result<&'a TensorType, IrError> {
     let t = input(inputs, i)?;
-    if !t.dtype.is_float() {
+    if t.dtype != DType::F32 {
         return Err(IrError::dtype(t.dtype, what));
     }
     Ok(t)
@@ -121,7 +122,7 @@ fn conv(
     output_padding: &[usize],
 ) -> Result<TensorType, IrError> {
     let what = if transpose { "ConvTranspose" } else { "Conv" };
-    let x = float_input(inputs, 0, what)?;
+    let x = f32_input(inputs, 0, what)?;
     let w = input(inputs, 1)?;
     same_dtype(x, w, what)?;
     let nsp = a.kernel.len();
@@ -189,7 +190,7 @@ fn conv(
 }
 
 fn gemm(inputs: &[Option<&TensorType>], ta: bool, tb: bool) -> Result<TensorType, IrError> {
-    let a = float_input(inputs, 0, "Gemm")?;
+    let a = f32_input(inputs, 0, "Gemm")?;
     let b = input(inputs, 1)?;
     same_dtype(a, b, "Gemm")?;
     if a.rank() != 2 || b.rank() != 2 {
@@ -210,7 +211,7 @@ fn gemm(inputs: &[Option<&TensorType>], ta: bool, tb: bool) -> Result<TensorType
 }
 
 /// Output type of numpy `matmul` (1-D operands promoted, batch dims broadcast).
-pub fn matmul(a: &TensorType, b: &TensorType) -> Result<TensorType, IrError> {
+fn matmul(a: &TensorType, b: &TensorType) -> Result<TensorType, IrError> {
     same_dtype(a, b, "MatMul")?;
     if a.rank() == 0 || b.rank() == 0 {
         return Err(IrError::shape(format!("MatMul of scalars ({a}, {b})")));
@@ -270,9 +271,10 @@ fn unary(u: UnaryOp, x: &TensorType) -> Result<TensorType, IrError> {
 }
 
 fn layer_norm(inputs: &[Option<&TensorType>], axis: usize) -> Result<Vec<TensorType>, IrError> {
-    let x = float_input(inputs, 0, "LayerNormalization")?;
+    let x = f32_input(inputs, 0, "LayerNormalization")?;
     axis_in(axis, x.rank(), "LayerNormalization")?;
     let norm = &x.shape[axis..];
+    input(inputs, 1)?;
     for i in 1..3 {
         if let Some(p) = inputs.get(i).copied().flatten() {
             if broadcast_shapes(&[&p.shape, norm])? != norm {
@@ -290,7 +292,7 @@ fn layer_norm(inputs: &[Option<&TensorType>], axis: usize) -> Result<Vec<TensorT
 }
 
 fn channel_norm(inputs: &[Option<&TensorType>], n: usize, what: &str) -> Result<TensorType, IrError> {
-    let x = float_input(inputs, 0, what)?;
+    let x = f32_input(inputs, 0, what)?;
     if x.rank() < 2 {
         return Err(IrError::shape(format!("{what} needs rank >= 2, got {x}")));
     }
@@ -307,7 +309,7 @@ fn channel_norm(inputs: &[Option<&TensorType>], n: usize, what: &str) -> Result<
 }
 
 /// Output extent of one pooled axis.
-pub fn pooled_extent(
+fn pooled_extent(
     input: usize,
     kernel: usize,
     stride: usize,

@@ -245,10 +245,6 @@ impl Tensor {
         &self.data
     }
 
-    pub fn into_data(self) -> TensorData {
-        self.data
-    }
-
     pub fn dtype(&self) -> DType {
         self.data.dtype()
     }

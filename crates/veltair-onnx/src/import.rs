@@ -54,11 +54,6 @@ impl OnnxModel {
         g.input.iter().filter(|v| !inits.contains(v.name.as_str())).map(|v| v.name.clone()).collect()
     }
 
-    /// Names of the graph outputs, in model order.
-    pub fn output_names(&self) -> Vec<String> {
-        self.graph().output.iter().map(|v| v.name.clone()).collect()
-    }
-
     /// The version of the default ONNX operator set the model uses.
     pub fn opset(&self) -> Result<i64, ImportError> {
         self.proto

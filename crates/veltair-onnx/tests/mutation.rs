@@ -41,6 +41,12 @@ fn import_and_maybe_run(bytes: &[u8]) -> bool {
     true
 }
 
+/// 1500 cases per property unless `PROPTEST_CASES` asks for more (a longer local fuzz run).
+fn fuzz_config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1500);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
 #[test]
 fn original_models_import() {
     for b in seeds() {
@@ -49,7 +55,7 @@ fn original_models_import() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(fuzz_config())]
 
     #[test]
     fn every_truncation_is_rejected(which in 0usize..2, cut in 0usize..usize::MAX) {
@@ -146,7 +152,7 @@ fn apply(m: &mut ModelProto, e: &Edit) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(fuzz_config())]
 
     #[test]
     fn structural_mutations_never_panic(which in 0usize..2, edits in prop::collection::vec(edit(), 1..4)) {

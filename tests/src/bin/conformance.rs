@@ -168,6 +168,8 @@ fn main() -> std::process::ExitCode {
         100.0 * rate
     );
     println!("wrote {}", args.out.display());
+    // Closing line in the plain test-runner form: supported-op tests, the rest skipped.
+    println!("conformance: {sup_pass} passed, {} failed, {} skipped", sup_total - sup_pass, dirs.len() - sup_total);
     if crashes > 0 || rate < args.min_pass_rate {
         eprintln!(
             "conformance FAILED: {crashes} panics/hangs, pass rate {:.1}% (minimum {:.1}%)",
