@@ -1,3 +1,16 @@
-//! Cranelift code generation (planned): lowers loop-tiling IR schedules of each layer to
-//! relocation-free machine code. Empty until the code-generation issue lands; see
-//! ARCHITECTURE.md for its place in the pipeline.
+//! Code generation: layer schedules lowered through Cranelift to relocation-free x86-64
+//! machine code, plus the small loader that maps such code and calls it.
+//!
+//! Every generated layer function has one ABI: `fn(args: *const *mut u8, thread_index: i64,
+//! thread_count: i64)`, where `args` points to the layer's tensor pointers. The function
+//! computes its own share of the parallel loop, so the same code runs at any width.
+
+mod builder;
+mod compile;
+mod exec;
+pub mod gemm;
+mod target;
+
+pub use compile::{compile, CodegenError, MachineCode};
+pub use exec::LoadedKernel;
+pub use target::{OptLevel, Target};

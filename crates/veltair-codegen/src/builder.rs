@@ -1,0 +1,74 @@
+//! Small helpers over `cranelift_frontend::FunctionBuilder` for the shapes of code kernels
+//! need: the uniform kernel signature, counted loops and this thread's share of a range.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::FunctionBuilder;
+
+/// Flags for loads and stores of kernel buffers: in bounds (never trapping), but vectors are
+/// only element-aligned (AVX encodings accept unaligned memory operands).
+pub fn mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// A function with the uniform kernel signature `(args, thread_index, thread_count)`.
+pub fn kernel_function() -> Function {
+    let mut sig = Signature::new(CallConv::SystemV);
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+    Function::with_name_signature(UserFuncName::user(0, 0), sig)
+}
+
+/// Emits `for iv in (start..end).step_by(step) { body(iv) }` with runtime bounds.
+pub fn counted_loop(
+    b: &mut FunctionBuilder,
+    start: Value,
+    end: Value,
+    step: i64,
+    mut body: impl FnMut(&mut FunctionBuilder, Value),
+) {
+    let header = b.create_block();
+    let body_block = b.create_block();
+    let exit = b.create_block();
+    b.append_block_param(header, types::I64);
+    b.ins().jump(header, &[start.into()]);
+    b.switch_to_block(header);
+    let iv = b.block_params(header)[0];
+    let more = b.ins().icmp(IntCC::SignedLessThan, iv, end);
+    b.ins().brif(more, body_block, &[], exit, &[]);
+    b.switch_to_block(body_block);
+    b.seal_block(body_block);
+    body(b, iv);
+    let next = b.ins().iadd_imm_s(iv, step);
+    b.ins().jump(header, &[next.into()]);
+    b.seal_block(header);
+    b.switch_to_block(exit);
+    b.seal_block(exit);
+}
+
+/// Emits `if cond { body }`.
+pub fn if_then(b: &mut FunctionBuilder, cond: Value, body: impl FnOnce(&mut FunctionBuilder)) {
+    let then = b.create_block();
+    let done = b.create_block();
+    b.ins().brif(cond, then, &[], done, &[]);
+    b.switch_to_block(then);
+    b.seal_block(then);
+    body(b);
+    b.ins().jump(done, &[]);
+    b.switch_to_block(done);
+    b.seal_block(done);
+}
+
+/// This thread's share `[start, end)` of `0..total` units: `total * t / threads` up to
+/// `total * (t + 1) / threads`.
+pub fn thread_range(b: &mut FunctionBuilder, total: i64, thread: Value, threads: Value) -> (Value, Value) {
+    let total_v = b.ins().iconst(types::I64, total);
+    let lo = b.ins().imul(total_v, thread);
+    let start = b.ins().udiv(lo, threads);
+    let next = b.ins().iadd_imm_s(thread, 1);
+    let hi = b.ins().imul(total_v, next);
+    let end = b.ins().udiv(hi, threads);
+    (start, end)
+}

@@ -1,0 +1,116 @@
+//! Generated GEMM kernels against the reference evaluator, over random shapes (edge tiles in
+//! every dimension), random schedules, epilogues, thread counts 1..4 and both opt levels.
+
+use proptest::prelude::*;
+use veltair_codegen::gemm::{compile_gemm, pack_b, Activation, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_ir::{Op, Tensor};
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn reference(spec: &GemmSpec, a: &[f32], b: &[f32], bias: &[f32]) -> Vec<f32> {
+    let ta = Tensor::from_f32(vec![spec.m, spec.k], a.to_vec()).unwrap();
+    let tb = Tensor::from_f32(vec![spec.k, spec.n], b.to_vec()).unwrap();
+    let c = veltair_ref::eval_op(&Op::MatMul, &[Some(&ta), Some(&tb)]).unwrap().remove(0);
+    let mut c = c.as_f32("c").unwrap().to_vec();
+    for m in 0..spec.m {
+        for n in 0..spec.n {
+            let v = &mut c[m * spec.n + n];
+            *v += match spec.bias {
+                Bias::None => 0.0,
+                Bias::PerRow => bias[m],
+                Bias::PerCol => bias[n],
+            };
+            if spec.activation == Activation::Relu {
+                *v = v.max(0.0);
+            }
+        }
+    }
+    c
+}
+
+fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Result<(), TestCaseError> {
+    let target = Target::x86_64_v3(opt).unwrap();
+    let code = compile_gemm(&spec, &sched, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(!code.bytes.is_empty());
+    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let mut a = values(spec.m * spec.k, 1);
+    let b = values(spec.k * spec.n, 2);
+    let mut bp = pack_b(&spec, &sched, &b);
+    let mut bias = values(spec.m.max(spec.n), 3);
+    let mut c = vec![f32::NAN; spec.m * spec.n];
+    let want = reference(&spec, &a, &b, &bias);
+    {
+        let mut args: Vec<&mut [f32]> = vec![&mut a, &mut bp];
+        if spec.bias != Bias::None {
+            args.push(&mut bias);
+        }
+        args.push(&mut c);
+        kernel.run(&mut args, threads).unwrap();
+    }
+    for (i, (got, want)) in c.iter().zip(&want).enumerate() {
+        let tol = 1e-4 * (spec.k as f32).sqrt() + 1e-5 * want.abs();
+        prop_assert!(
+            (got - want).abs() <= tol,
+            "element {i} (row {}, col {}): got {got}, want {want}",
+            i / spec.n,
+            i % spec.n
+        );
+    }
+    Ok(())
+}
+
+fn spec_strategy() -> impl Strategy<Value = GemmSpec> {
+    (1usize..40, 1usize..40, 1usize..70, 0usize..3, any::<bool>()).prop_map(|(m, n, k, bias, relu)| GemmSpec {
+        m,
+        n,
+        k,
+        bias: [Bias::None, Bias::PerRow, Bias::PerCol][bias],
+        activation: if relu { Activation::Relu } else { Activation::None },
+    })
+}
+
+fn schedule_strategy() -> impl Strategy<Value = GemmSchedule> {
+    (1usize..=12, 1usize..=2, 1usize..48, 1usize..=8)
+        .prop_filter("fits the register file", |(mr, nv, _, _)| mr * nv + nv + 1 <= 16)
+        .prop_map(|(mr, nr_vecs, kc, k_unroll)| GemmSchedule { mr, nr_vecs, kc, k_unroll })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_gemm_matches_reference(spec in spec_strategy(), sched in schedule_strategy(), threads in 1usize..=4, speed in any::<bool>()) {
+        run(spec, sched, threads, if speed { OptLevel::Speed } else { OptLevel::None })?;
+    }
+}
+
+#[test]
+fn large_tiles_and_many_k_blocks() {
+    let spec = GemmSpec { m: 100, n: 70, k: 300, bias: Bias::PerCol, activation: Activation::Relu };
+    for sched in [
+        GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, k_unroll: 8 },
+        GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, k_unroll: 4 },
+        GemmSchedule { mr: 8, nr_vecs: 1, kc: 300, k_unroll: 1 },
+    ] {
+        run(spec, sched, 3, OptLevel::None).unwrap();
+    }
+}
+
+#[test]
+fn invalid_schedules_are_refused() {
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let spec = GemmSpec { m: 8, n: 8, k: 8, bias: Bias::None, activation: Activation::None };
+    let too_many_registers = GemmSchedule { mr: 12, nr_vecs: 2, kc: 8, k_unroll: 1 };
+    assert!(compile_gemm(&spec, &too_many_registers, &target).is_err());
+    let zero_unroll = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, k_unroll: 0 };
+    assert!(compile_gemm(&spec, &zero_unroll, &target).is_err());
+}
