@@ -27,6 +27,8 @@ pub struct MachineCode {
     pub alignment: u64,
     /// Elements each argument-table entry must provide, in table order.
     pub arg_elems: Vec<usize>,
+    /// Most threads the code may run on (its per-thread scratch is sized for that many).
+    pub max_threads: usize,
 }
 
 /// Compiles `func` for `target`; `arg_elems` describes its argument table.
@@ -39,5 +41,10 @@ pub fn compile(func: Function, target: &Target, arg_elems: Vec<usize>) -> Result
     if relocs != 0 {
         return Err(CodegenError::Relocations(relocs));
     }
-    Ok(MachineCode { bytes: code.code_buffer().to_vec(), alignment: code.buffer.alignment as u64, arg_elems })
+    Ok(MachineCode {
+        bytes: code.code_buffer().to_vec(),
+        alignment: code.buffer.alignment as u64,
+        arg_elems,
+        max_threads: usize::MAX,
+    })
 }

@@ -6,7 +6,8 @@
 //!    independent and call nothing outside themselves.
 //! 2. Every generated function has the signature `extern "C" fn(*const *mut u8, i64, i64)` and
 //!    touches memory only through its argument table, within `MachineCode::arg_elems[i]` f32
-//!    elements of entry `i`. `run` checks every buffer's length against that before calling.
+//!    elements of entry `i`, as long as it runs on at most `MachineCode::max_threads` threads
+//!    (per-thread scratch is sized for that). `run` checks both before calling.
 //! 3. Calls with different `thread_index` values write disjoint parts of the outputs (the
 //!    generators partition the parallel loop by thread index), so concurrent calls on the same
 //!    buffers do not race.
@@ -23,6 +24,7 @@ pub struct LoadedKernel {
     _module: JITModule,
     entry: KernelFn,
     arg_elems: Vec<usize>,
+    max_threads: usize,
 }
 
 // The mapping is immutable after finalisation and the code is reentrant (invariant 3).
@@ -49,7 +51,7 @@ impl LoadedKernel {
         // SAFETY: `raw` points at the finalized, executable copy of `code.bytes`, a function
         // with the uniform kernel signature (invariant 2).
         let entry = unsafe { std::mem::transmute::<*const u8, KernelFn>(raw) };
-        Ok(LoadedKernel { _module: module, entry, arg_elems: code.arg_elems.clone() })
+        Ok(LoadedKernel { _module: module, entry, arg_elems: code.arg_elems.clone(), max_threads: code.max_threads })
     }
 
     /// Runs the kernel on `threads` threads (thread indices 0..threads) over `args`, each of
@@ -69,6 +71,12 @@ impl LoadedKernel {
                     a.len()
                 )));
             }
+        }
+        if threads > self.max_threads {
+            return Err(CodegenError::Load(format!(
+                "{threads} threads requested, the kernel supports {}",
+                self.max_threads
+            )));
         }
         let table: Vec<usize> = args.iter_mut().map(|a| a.as_mut_ptr() as usize).collect();
         let threads = threads.max(1);
@@ -90,4 +98,38 @@ impl LoadedKernel {
         }
         Ok(())
     }
+}
+
+/// Measures nothing itself: runs `iters` rounds of 12 independent 256-bit FMAs (the width
+/// onnxruntime's kernels use, which Cranelift cannot emit) and returns a value that depends on
+/// them. Time it to get the 256-bit FMA peak; `None` when the host lacks AVX2/FMA.
+pub fn fma_peak_256(iters: u64) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the features the function is compiled for were just detected.
+            return Some(unsafe { fma256_loop(iters) });
+        }
+    }
+    let _ = iters;
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma256_loop(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let x = _mm256_set1_ps(1.0);
+    let y = _mm256_set1_ps(1e-7);
+    let mut acc = [x; 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, x, y);
+        }
+    }
+    let mut sum = _mm256_setzero_ps();
+    for a in acc {
+        sum = _mm256_add_ps(sum, a);
+    }
+    _mm256_cvtss_f32(sum)
 }

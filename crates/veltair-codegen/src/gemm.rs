@@ -1,10 +1,12 @@
 //! GEMM layers: `C[M,N] = A[M,K] · B[K,N]` (+ bias, activation), with B a constant packed at
-//! compile time into panels of `nr` columns (`nr` = 4 or 8 lanes, zero padded) and A read
-//! row-major. The schedule picks the register tile (`mr` rows × `nr` columns of accumulators),
-//! the k-block `kc` (the B panel block kept in L1) and the k-loop unroll. Panels are the
-//! parallel loop: thread `t` of `T` takes panels `P·t/T .. P·(t+1)/T`.
+//! compile time into panels of `nr` columns (`nr` = 4 or 8 lanes, zero padded) and A, the
+//! runtime operand, packed by the kernel itself into per-thread scratch, one `mc × kc` block at
+//! a time, as `[tile][k][mr]` so the register tile reads it contiguously. Loop nest (GotoBLAS):
+//! k-blocks of `kc` → row blocks of `mc` (pack A) → this thread's panels → register tiles of
+//! `mr` rows. Panels are the parallel loop: thread `t` of `T` takes panels `P·t/T .. P·(t+1)/T`.
 //!
-//! Argument table: `[A (M·K), B packed (panels·K·nr), bias (M or N, if any), C (M·N)]`.
+//! Argument table: `[A (M·K), B packed (panels·K·nr), bias (M or N, if any), C (M·N),
+//! scratch (max_threads·mc·kc)]`.
 
 use crate::builder::{counted_loop, if_then, kernel_function, mem, thread_range};
 use crate::{compile, CodegenError, MachineCode, Target};
@@ -47,22 +49,29 @@ pub struct GemmSchedule {
     pub mr: usize,
     /// f32x4 vectors per panel row: the panel is `4 · nr_vecs` columns wide.
     pub nr_vecs: usize,
-    /// K-block length.
+    /// K-block length (the B panel block and the packed A tile stay in L1).
     pub kc: usize,
+    /// Rows of A packed at once (a multiple of `mr`; the packed block stays in L2).
+    pub mc: usize,
     /// Unroll factor of the innermost k loop.
     pub k_unroll: usize,
+    /// Most threads the kernel may run on (sizes the scratch argument).
+    pub max_threads: usize,
 }
 
 impl fmt::Display for GemmSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "split k by {kc}; tile {mr}x{nr} in registers (f32x4 x {v}); unroll k by {u}; parallel over {nr}-column panels",
+            "split k by {kc}; split m by {mc} and pack A as [tile][k][{mr}]; parallel over {nr}-column panels (≤ {t} threads); \
+             tile {mr}x{nr} in registers (f32x4 x {v}); unroll k by {u}",
             kc = self.kc,
+            mc = self.mc,
             mr = self.mr,
             nr = 4 * self.nr_vecs,
             v = self.nr_vecs,
-            u = self.k_unroll
+            u = self.k_unroll,
+            t = self.max_threads
         )
     }
 }
@@ -79,14 +88,20 @@ impl GemmSchedule {
             (self.mr == 0 || self.mr > 16, "mr must be 1..=16"),
             (!(1..=2).contains(&self.nr_vecs), "nr_vecs must be 1 or 2"),
             (regs > 16, "the register tile needs more than 16 vector registers"),
-            (self.kc == 0 || self.k_unroll == 0, "kc and k_unroll must be >= 1"),
+            (self.kc == 0 || self.k_unroll == 0 || self.max_threads == 0, "kc, k_unroll and max_threads must be >= 1"),
+            (self.mc == 0 || !self.mc.is_multiple_of(self.mr), "mc must be a positive multiple of mr"),
             (spec.m == 0 || spec.n == 0 || spec.k == 0, "empty GEMM"),
-            ((spec.m.max(self.mr) * spec.k.max(spec.n)) as u64 * 4 >= 1 << 31, "GEMM too large for 32-bit offsets"),
+            ((spec.m.max(self.mc) * spec.k.max(spec.n)) as u64 * 4 >= 1 << 31, "GEMM too large for 32-bit offsets"),
         ];
         match problems.iter().find(|(bad, _)| *bad) {
             Some((_, why)) => Err(CodegenError::Schedule(why.to_string())),
             None => Ok(()),
         }
+    }
+
+    /// Scratch floats one thread packs A into.
+    fn scratch_per_thread(&self, spec: &GemmSpec) -> usize {
+        self.mc.min(spec.m.next_multiple_of(self.mr)) * self.kc.min(spec.k)
     }
 }
 
@@ -104,6 +119,7 @@ impl GemmSpec {
             Bias::PerCol => v.push(self.n),
         }
         v.push(self.m * self.n);
+        v.push(s.max_threads * s.scratch_per_thread(self));
         v
     }
 }
@@ -128,7 +144,9 @@ pub fn pack_b(spec: &GemmSpec, s: &GemmSchedule, b: &[f32]) -> Vec<f32> {
 /// Generates and compiles the GEMM kernel.
 pub fn compile_gemm(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Result<MachineCode, CodegenError> {
     s.validate(spec)?;
-    compile(build(spec, s, target), target, spec.arg_elems(s))
+    let mut code = compile(build(spec, s, target), target, spec.arg_elems(s))?;
+    code.max_threads = s.max_threads;
+    Ok(code)
 }
 
 /// How a tile's accumulators start.
@@ -146,6 +164,25 @@ struct Ctx {
     bp: Value,
     bias: Option<Value>,
     c: Value,
+    /// This thread's packed-A buffer.
+    ap: Value,
+    /// This thread's panels: `[p0, p_full)` are full, and `has_last` says whether it also owns
+    /// the partial last panel.
+    p0: Value,
+    p_full: Value,
+    has_last: Option<Value>,
+}
+
+/// One k-block: where it starts and how long it is.
+#[derive(Clone, Copy)]
+struct KBlock {
+    k0: Value,
+    len: usize,
+    init: Init,
+}
+
+fn iconst(b: &mut FunctionBuilder, v: usize) -> Value {
+    b.ins().iconst(types::I64, v as i64)
 }
 
 fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
@@ -156,8 +193,7 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     b.seal_block(entry);
-    let [args, thread, threads] = b.block_params(entry) else { unreachable!("three parameters") };
-    let (args, thread, threads) = (*args, *thread, *threads);
+    let &[args, thread, threads] = b.block_params(entry) else { unreachable!("three parameters") };
     let mut slot = 0;
     let mut arg = |b: &mut FunctionBuilder| {
         let v = b.ins().load(types::I64, mem(), args, slot * 8);
@@ -168,61 +204,118 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
     let bp = arg(&mut b);
     let bias = (spec.bias != Bias::None).then(|| arg(&mut b));
     let c = arg(&mut b);
-    let ctx = Ctx { spec: *spec, s: *s, a, bp, bias, c };
+    let scratch = arg(&mut b);
+    let per_thread = b.ins().imul_imm_s(thread, (s.scratch_per_thread(spec) * 4) as i64);
+    let ap = b.ins().iadd(scratch, per_thread);
 
     let nr = s.nr();
-    let full_panels = (spec.n / nr) as i64;
-    let rem_cols = spec.n % nr;
+    let full_panels = spec.n / nr;
     let (p0, p1) = thread_range(&mut b, spec.panels(s) as i64, thread, threads);
-    let full_v = b.ins().iconst(types::I64, full_panels);
-    let p_end = b.ins().umin(p1, full_v);
-    counted_loop(&mut b, p0, p_end, 1, |b, p| panel(b, &ctx, p, nr));
-    if rem_cols > 0 {
-        let has_last = b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v);
-        if_then(&mut b, has_last, |b| {
-            let p = b.ins().iconst(types::I64, full_panels);
-            panel(b, &ctx, p, rem_cols);
+    let full_v = iconst(&mut b, full_panels);
+    let p_full = b.ins().umin(p1, full_v);
+    let has_last = (spec.n % nr != 0).then(|| b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v));
+    let ctx = Ctx { spec: *spec, s: *s, a, bp, bias, c, ap, p0, p_full, has_last };
+
+    let kc = s.kc.min(spec.k);
+    let full_blocks = spec.k / kc;
+    let zero = iconst(&mut b, 0);
+    k_block(&mut b, &ctx, KBlock { k0: zero, len: kc, init: Init::Zero });
+    if full_blocks > 1 {
+        let (one, end) = (iconst(&mut b, 1), iconst(&mut b, full_blocks));
+        counted_loop(&mut b, one, end, 1, |b, kb| {
+            let k0 = b.ins().imul_imm_s(kb, kc as i64);
+            k_block(b, &ctx, KBlock { k0, len: kc, init: Init::LoadC });
         });
+    }
+    if spec.k % kc != 0 {
+        let k0 = iconst(&mut b, full_blocks * kc);
+        k_block(&mut b, &ctx, KBlock { k0, len: spec.k % kc, init: Init::LoadC });
+    }
+    if spec.bias != Bias::None || spec.activation != Activation::None {
+        for_each_panel(&mut b, &ctx, |b, p, cols| epilogue(b, &ctx, p, cols));
     }
     b.ins().return_(&[]);
     b.finalize(target.isa.frontend_config());
     func
 }
 
-/// All of C's columns in panel `p` (`cols` of them valid).
-fn panel(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, cols: usize) {
-    let (k, kc) = (ctx.spec.k, ctx.s.kc.min(ctx.spec.k));
-    let full_blocks = k / kc;
-    let rem = k % kc;
-    let zero = b.ins().iconst(types::I64, 0);
-    k_block(b, ctx, p, cols, zero, kc, Init::Zero);
-    if full_blocks > 1 {
-        let one = b.ins().iconst(types::I64, 1);
-        let end = b.ins().iconst(types::I64, full_blocks as i64);
-        counted_loop(b, one, end, 1, |b, kb| {
-            let k0 = b.ins().imul_imm_s(kb, kc as i64);
-            k_block(b, ctx, p, cols, k0, kc, Init::LoadC);
+/// Runs `body(panel, valid columns)` over this thread's panels.
+fn for_each_panel(b: &mut FunctionBuilder, ctx: &Ctx, mut body: impl FnMut(&mut FunctionBuilder, Value, usize)) {
+    let nr = ctx.s.nr();
+    counted_loop(b, ctx.p0, ctx.p_full, 1, |b, p| body(b, p, nr));
+    if let Some(has_last) = ctx.has_last {
+        if_then(b, has_last, |b| {
+            let p = iconst(b, ctx.spec.n / nr);
+            body(b, p, ctx.spec.n % nr);
         });
-    }
-    if rem > 0 {
-        let k0 = b.ins().iconst(types::I64, (full_blocks * kc) as i64);
-        k_block(b, ctx, p, cols, k0, rem, Init::LoadC);
-    }
-    if ctx.spec.bias != Bias::None || ctx.spec.activation != Activation::None {
-        epilogue(b, ctx, p, cols);
     }
 }
 
-/// One k-block of panel `p`: every register tile down the M axis.
-fn k_block(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, cols: usize, k0: Value, klen: usize, init: Init) {
+/// One k-block: every row block of `mc` rows.
+fn k_block(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock) {
+    let mc = ctx.s.mc;
+    let full = ctx.spec.m / mc;
+    if full > 0 {
+        let (zero, end) = (iconst(b, 0), iconst(b, full * mc));
+        counted_loop(b, zero, end, mc as i64, |b, m0| row_block(b, ctx, kb, m0, mc));
+    }
+    if !ctx.spec.m.is_multiple_of(mc) {
+        let m0 = iconst(b, full * mc);
+        row_block(b, ctx, kb, m0, ctx.spec.m % mc);
+    }
+}
+
+/// Packs rows `m0 .. m0 + rows` of the k-block into this thread's scratch, then runs every
+/// register tile of those rows over this thread's panels.
+fn row_block(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, rows: usize) {
     let mr = ctx.s.mr;
-    let full_rows = (ctx.spec.m / mr * mr) as i64;
-    let zero = b.ins().iconst(types::I64, 0);
-    let end = b.ins().iconst(types::I64, full_rows);
-    counted_loop(b, zero, end, mr as i64, |b, m0| tile(b, ctx, p, cols, m0, mr, k0, klen, init));
-    if !ctx.spec.m.is_multiple_of(mr) {
-        let m0 = b.ins().iconst(types::I64, full_rows);
-        tile(b, ctx, p, cols, m0, ctx.spec.m % mr, k0, klen, init);
+    pack_a(b, ctx, kb, m0, rows);
+    for_each_panel(b, ctx, |b, p, cols| {
+        let full_tiles = rows / mr;
+        if full_tiles > 0 {
+            let (zero, end) = (iconst(b, 0), iconst(b, full_tiles));
+            counted_loop(b, zero, end, 1, |b, t| tile(b, ctx, kb, p, cols, m0, t, mr));
+        }
+        if !rows.is_multiple_of(mr) {
+            let t = iconst(b, full_tiles);
+            tile(b, ctx, kb, p, cols, m0, t, rows % mr);
+        }
+    });
+}
+
+/// Copies `A[m0 + r, k0 + k]` for `r < rows`, `k < len` to `ap[(r / mr)·len·mr + k·mr + r % mr]`.
+fn pack_a(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, rows: usize) {
+    let (mr, k) = (ctx.s.mr, ctx.spec.k);
+    let copy_tile = |b: &mut FunctionBuilder, t: Value, tile_rows: usize| {
+        // src = A + ((m0 + t·mr)·K + k0)·4; dst = ap + t·len·mr·4.
+        let row = b.ins().imul_imm_s(t, mr as i64);
+        let row = b.ins().iadd(m0, row);
+        let src_row = b.ins().imul_imm_s(row, (k * 4) as i64);
+        let src_k = b.ins().ishl_imm_u(kb.k0, 2);
+        let src_off = b.ins().iadd(src_row, src_k);
+        let src = b.ins().iadd(ctx.a, src_off);
+        let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
+        let dst = b.ins().iadd(ctx.ap, dst_off);
+        let (zero, end) = (iconst(b, 0), iconst(b, kb.len));
+        counted_loop(b, zero, end, 1, |b, kk| {
+            let s_off = b.ins().ishl_imm_u(kk, 2);
+            let s_ptr = b.ins().iadd(src, s_off);
+            let d_off = b.ins().imul_imm_s(kk, (mr * 4) as i64);
+            let d_ptr = b.ins().iadd(dst, d_off);
+            for i in 0..tile_rows {
+                let x = b.ins().load(types::F32, mem(), s_ptr, (i * k * 4) as i32);
+                b.ins().store(mem(), x, d_ptr, (i * 4) as i32);
+            }
+        });
+    };
+    let full_tiles = rows / mr;
+    if full_tiles > 0 {
+        let (zero, end) = (iconst(b, 0), iconst(b, full_tiles));
+        counted_loop(b, zero, end, 1, |b, t| copy_tile(b, t, mr));
+    }
+    if !rows.is_multiple_of(mr) {
+        let t = iconst(b, full_tiles);
+        copy_tile(b, t, rows % mr);
     }
 }
 
@@ -265,25 +358,17 @@ fn lanes(cols: usize, j: usize) -> usize {
     cols.saturating_sub(4 * j).min(4)
 }
 
-/// One register tile: `rows` × `cols` of C over `klen` steps of k from `k0`.
+/// One register tile: rows `m0 + t·mr ..` (`rows` of them) × panel `p` over the k-block.
 #[allow(clippy::too_many_arguments)]
-fn tile(
-    b: &mut FunctionBuilder,
-    ctx: &Ctx,
-    p: Value,
-    cols: usize,
-    m0: Value,
-    rows: usize,
-    k0: Value,
-    klen: usize,
-    init: Init,
-) {
-    let (n, k, nr, nv, u) = (ctx.spec.n, ctx.spec.k, ctx.s.nr(), ctx.s.nr_vecs, ctx.s.k_unroll);
-    let cb = c_base(b, ctx, p, m0);
+fn tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, p: Value, cols: usize, m0: Value, t: Value, rows: usize) {
+    let (n, k, mr, nr, nv, u) = (ctx.spec.n, ctx.spec.k, ctx.s.mr, ctx.s.nr(), ctx.s.nr_vecs, ctx.s.k_unroll);
+    let tile_row = b.ins().imul_imm_s(t, mr as i64);
+    let row0 = b.ins().iadd(m0, tile_row);
+    let cb = c_base(b, ctx, p, row0);
     let accs: Vec<Vec<Variable>> = (0..rows).map(|_| (0..nv).map(|_| b.declare_var(types::F32X4)).collect()).collect();
     for (i, row) in accs.iter().enumerate() {
         for (j, &var) in row.iter().enumerate() {
-            let v = match init {
+            let v = match kb.init {
                 Init::Zero => {
                     let z = b.ins().f32const(0.0);
                     b.ins().splat(types::F32X4, z)
@@ -293,13 +378,11 @@ fn tile(
             b.def_var(var, v);
         }
     }
-    // a_ptr = A + (m0·K + k0)·4; b_ptr = Bp + (p·K + k0)·nr·4.
-    let a_row = b.ins().imul_imm_s(m0, (k * 4) as i64);
-    let a_k = b.ins().ishl_imm_u(k0, 2);
-    let a_off = b.ins().iadd(a_row, a_k);
-    let a_ptr = b.ins().iadd(ctx.a, a_off);
+    // Packed A tile: ap + t·len·mr·4; B: bp + (p·K + k0)·nr·4.
+    let a_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
+    let a_ptr = b.ins().iadd(ctx.ap, a_off);
     let b_panel = b.ins().imul_imm_s(p, (k * nr * 4) as i64);
-    let b_k = b.ins().imul_imm_s(k0, (nr * 4) as i64);
+    let b_k = b.ins().imul_imm_s(kb.k0, (nr * 4) as i64);
     let b_off = b.ins().iadd(b_panel, b_k);
     let b_ptr = b.ins().iadd(ctx.bp, b_off);
 
@@ -307,7 +390,7 @@ fn tile(
         let bv: Vec<Value> =
             (0..nv).map(|j| b.ins().load(types::F32X4, mem(), bpp, ((s * nr + 4 * j) * 4) as i32)).collect();
         for (i, row) in accs.iter().enumerate() {
-            let x = b.ins().load(types::F32, mem(), ap, ((i * k + s) * 4) as i32);
+            let x = b.ins().load(types::F32, mem(), ap, ((s * mr + i) * 4) as i32);
             for (j, &var) in row.iter().enumerate() {
                 let av = b.ins().splat(types::F32X4, x);
                 let acc = b.use_var(var);
@@ -316,12 +399,11 @@ fn tile(
             }
         }
     };
-    let iters = (klen / u) as i64;
+    let iters = kb.len / u;
     if iters > 0 {
-        let zero = b.ins().iconst(types::I64, 0);
-        let end = b.ins().iconst(types::I64, iters);
+        let (zero, end) = (iconst(b, 0), iconst(b, iters));
         counted_loop(b, zero, end, 1, |b, it| {
-            let ao = b.ins().imul_imm_s(it, (u * 4) as i64);
+            let ao = b.ins().imul_imm_s(it, (u * mr * 4) as i64);
             let ap = b.ins().iadd(a_ptr, ao);
             let bo = b.ins().imul_imm_s(it, (u * nr * 4) as i64);
             let bpp = b.ins().iadd(b_ptr, bo);
@@ -330,11 +412,11 @@ fn tile(
             }
         });
     }
-    let done = iters as usize * u;
-    if done < klen {
-        let ap = b.ins().iadd_imm_s(a_ptr, (done * 4) as i64);
+    let done = iters * u;
+    if done < kb.len {
+        let ap = b.ins().iadd_imm_s(a_ptr, (done * mr * 4) as i64);
         let bpp = b.ins().iadd_imm_s(b_ptr, (done * nr * 4) as i64);
-        for s in 0..klen - done {
+        for s in 0..kb.len - done {
             step(b, ap, bpp, s);
         }
     }
@@ -349,9 +431,8 @@ fn tile(
 /// Bias and activation over panel `p`'s columns of every row.
 fn epilogue(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, cols: usize) {
     let nv = ctx.s.nr_vecs;
-    let zero_i = b.ins().iconst(types::I64, 0);
-    let m_end = b.ins().iconst(types::I64, ctx.spec.m as i64);
-    counted_loop(b, zero_i, m_end, 1, |b, m| {
+    let (zero, m_end) = (iconst(b, 0), iconst(b, ctx.spec.m));
+    counted_loop(b, zero, m_end, 1, |b, m| {
         let cb = c_base(b, ctx, p, m);
         for j in 0..nv {
             let ln = lanes(cols, j);

@@ -9,8 +9,9 @@ mod builder;
 mod compile;
 mod exec;
 pub mod gemm;
+pub mod probe;
 mod target;
 
 pub use compile::{compile, CodegenError, MachineCode};
-pub use exec::LoadedKernel;
+pub use exec::{fma_peak_256, LoadedKernel};
 pub use target::{OptLevel, Target};

@@ -47,6 +47,7 @@ fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Re
     let mut bp = pack_b(&spec, &sched, &b);
     let mut bias = values(spec.m.max(spec.n), 3);
     let mut c = vec![f32::NAN; spec.m * spec.n];
+    let mut scratch = vec![f32::NAN; *code.arg_elems.last().unwrap()];
     let want = reference(&spec, &a, &b, &bias);
     {
         let mut args: Vec<&mut [f32]> = vec![&mut a, &mut bp];
@@ -54,6 +55,7 @@ fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Re
             args.push(&mut bias);
         }
         args.push(&mut c);
+        args.push(&mut scratch);
         kernel.run(&mut args, threads).unwrap();
     }
     for (i, (got, want)) in c.iter().zip(&want).enumerate() {
@@ -79,9 +81,16 @@ fn spec_strategy() -> impl Strategy<Value = GemmSpec> {
 }
 
 fn schedule_strategy() -> impl Strategy<Value = GemmSchedule> {
-    (1usize..=12, 1usize..=2, 1usize..48, 1usize..=8)
-        .prop_filter("fits the register file", |(mr, nv, _, _)| mr * nv + nv < 16)
-        .prop_map(|(mr, nr_vecs, kc, k_unroll)| GemmSchedule { mr, nr_vecs, kc, k_unroll })
+    (1usize..=12, 1usize..=2, 1usize..48, 1usize..5, 1usize..=8)
+        .prop_filter("fits the register file", |(mr, nv, _, _, _)| mr * nv + nv < 16)
+        .prop_map(|(mr, nr_vecs, kc, mc_tiles, k_unroll)| GemmSchedule {
+            mr,
+            nr_vecs,
+            kc,
+            mc: mc_tiles * mr,
+            k_unroll,
+            max_threads: 4,
+        })
 }
 
 proptest! {
@@ -97,20 +106,41 @@ proptest! {
 fn large_tiles_and_many_k_blocks() {
     let spec = GemmSpec { m: 100, n: 70, k: 300, bias: Bias::PerCol, activation: Activation::Relu };
     for sched in [
-        GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, k_unroll: 8 },
-        GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, k_unroll: 4 },
-        GemmSchedule { mr: 8, nr_vecs: 1, kc: 300, k_unroll: 1 },
+        GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, mc: 48, k_unroll: 8, max_threads: 3 },
+        GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, mc: 120, k_unroll: 4, max_threads: 3 },
+        GemmSchedule { mr: 8, nr_vecs: 1, kc: 300, mc: 8, k_unroll: 1, max_threads: 3 },
     ] {
         run(spec, sched, 3, OptLevel::None).unwrap();
     }
 }
 
 #[test]
+fn more_threads_than_the_scratch_allows_are_refused() {
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let spec = GemmSpec { m: 8, n: 8, k: 8, bias: Bias::None, activation: Activation::None };
+    let s = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
+    let code = compile_gemm(&spec, &s, &target).unwrap();
+    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.0; n]).collect();
+    let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    assert!(kernel.run(&mut args, 2).is_ok());
+    assert!(kernel.run(&mut args, 3).is_err());
+    let mut short: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..1]).collect();
+    assert!(kernel.run(&mut short, 1).is_err());
+}
+
+#[test]
 fn invalid_schedules_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let spec = GemmSpec { m: 8, n: 8, k: 8, bias: Bias::None, activation: Activation::None };
-    let too_many_registers = GemmSchedule { mr: 12, nr_vecs: 2, kc: 8, k_unroll: 1 };
-    assert!(compile_gemm(&spec, &too_many_registers, &target).is_err());
-    let zero_unroll = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, k_unroll: 0 };
-    assert!(compile_gemm(&spec, &zero_unroll, &target).is_err());
+    let ok = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
+    assert!(compile_gemm(&spec, &ok, &target).is_ok());
+    for bad in [
+        GemmSchedule { mr: 12, nr_vecs: 2, ..ok },
+        GemmSchedule { k_unroll: 0, ..ok },
+        GemmSchedule { mc: 6, ..ok },
+        GemmSchedule { max_threads: 0, ..ok },
+    ] {
+        assert!(compile_gemm(&spec, &bad, &target).is_err(), "{bad:?}");
+    }
 }
