@@ -213,7 +213,7 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
     let (p0, p1) = thread_range(&mut b, spec.panels(s) as i64, thread, threads);
     let full_v = iconst(&mut b, full_panels);
     let p_full = b.ins().umin(p1, full_v);
-    let has_last = (spec.n % nr != 0).then(|| b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v));
+    let has_last = (!spec.n.is_multiple_of(nr)).then(|| b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v));
     let ctx = Ctx { spec: *spec, s: *s, a, bp, bias, c, ap, p0, p_full, has_last };
 
     let kc = s.kc.min(spec.k);
@@ -227,7 +227,7 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
             k_block(b, &ctx, KBlock { k0, len: kc, init: Init::LoadC });
         });
     }
-    if spec.k % kc != 0 {
+    if !spec.k.is_multiple_of(kc) {
         let k0 = iconst(&mut b, full_blocks * kc);
         k_block(&mut b, &ctx, KBlock { k0, len: spec.k % kc, init: Init::LoadC });
     }
