@@ -1,10 +1,12 @@
-//! Kernel benchmarks: GEMM at 256³/512³/1024³ on one thread, next to the 128-bit FMA peak of
-//! generated code and the 256-bit FMA peak, all measured in the same run. Throughput is in
+//! Kernel benchmarks: GEMM at 256³/512³/1024³ and representative ResNet-50 / MobileNetV2
+//! convolutions on one thread, next to the 128-bit FMA peak of generated code and the 256-bit
+//! FMA peak, all measured in the same run. Throughput is in
 //! FLOP/s (criterion's "elem/s").
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use veltair_codegen::gemm::{compile_gemm, pack_b, Activation, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Activation, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::probe::{fma_peak_kernel, peak_flops, CHAINS};
 use veltair_codegen::{fma_peak_256, LoadedKernel, OptLevel, Target};
 
@@ -31,7 +33,8 @@ fn gemm(c: &mut Criterion) {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let mut g = c.benchmark_group("gemm_1thread");
     for size in [256, 512, 1024] {
-        let spec = GemmSpec { m: size, n: size, k: size, bias: Bias::None, activation: Activation::None };
+        let spec =
+            GemmSpec { m: size, n: size, k: size, a: ASource::Matrix, bias: Bias::None, activation: Activation::None };
         let s = schedule(size);
         let kernel = LoadedKernel::load(&compile_gemm(&spec, &s, &target).unwrap(), &target).unwrap();
         let mut a: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.1).collect();
@@ -46,9 +49,59 @@ fn gemm(c: &mut Criterion) {
     g.finish();
 }
 
+/// Representative convolutions (NHWC, batch 1) as implicit-im2col GEMMs:
+/// (name, h=w, c_in, c_out, kernel, stride, pad).
+const CONVS: [(&str, usize, usize, usize, usize, usize, usize); 4] = [
+    ("resnet50_3x3_56x56x64", 56, 64, 64, 3, 1, 1),
+    ("resnet50_1x1_56x56x256to64", 56, 256, 64, 1, 1, 0),
+    ("resnet50_3x3s2_28x28x128", 56, 128, 128, 3, 2, 1),
+    ("mobilenetv2_1x1_28x28x32to192", 28, 32, 192, 1, 1, 0),
+];
+
+fn convs(c: &mut Criterion) {
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let mut g = c.benchmark_group("conv_1thread");
+    for (name, hw, cin, cout, k, stride, pad) in CONVS {
+        let o = (hw + 2 * pad - k) / stride + 1;
+        let geo = ConvGeometry {
+            batch: 1,
+            h: hw,
+            w: hw,
+            c: cin,
+            kh: k,
+            kw: k,
+            stride: (stride, stride),
+            dilation: (1, 1),
+            pad: (pad, pad),
+            oh: o,
+            ow: o,
+        };
+        let spec = GemmSpec {
+            m: geo.m(),
+            n: cout,
+            k: geo.k(),
+            a: ASource::Conv2d(geo),
+            bias: Bias::PerCol,
+            activation: Activation::Relu,
+        };
+        let s = GemmSchedule { mr: 8, nr_vecs: 1, kc: 256, mc: 64, k_unroll: 4, max_threads: 1 };
+        let code = compile_gemm(&spec, &s, &target).unwrap();
+        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.1f32; n]).collect();
+        g.throughput(Throughput::Elements((2 * geo.m() * geo.k() * cout) as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                kernel.run(&mut args, 1).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = peaks, gemm
+    targets = peaks, gemm, convs
 }
 criterion_main!(benches);

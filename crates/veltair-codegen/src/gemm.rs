@@ -9,6 +9,7 @@
 //! scratch (max_threads·mc·kc)]`.
 
 use crate::builder::{counted_loop, if_then, kernel_function, mem, thread_range};
+use crate::im2col::{self, ConvGeometry};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Function, InstBuilder, Value};
@@ -32,12 +33,22 @@ pub enum Activation {
     Relu,
 }
 
-/// The problem: shapes and epilogue.
+/// Where the runtime operand A comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ASource {
+    /// A row-major `[M, K]` matrix.
+    Matrix,
+    /// An NHWC image read as its implicit im2col matrix (a convolution).
+    Conv2d(ConvGeometry),
+}
+
+/// The problem: shapes, where A comes from, and the epilogue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmSpec {
     pub m: usize,
     pub n: usize,
     pub k: usize,
+    pub a: ASource,
     pub bias: Bias,
     pub activation: Activation,
 }
@@ -91,6 +102,10 @@ impl GemmSchedule {
             (self.kc == 0 || self.k_unroll == 0 || self.max_threads == 0, "kc, k_unroll and max_threads must be >= 1"),
             (self.mc == 0 || !self.mc.is_multiple_of(self.mr), "mc must be a positive multiple of mr"),
             (spec.m == 0 || spec.n == 0 || spec.k == 0, "empty GEMM"),
+            (
+                matches!(spec.a, ASource::Conv2d(g) if g.m() != spec.m || g.k() != spec.k || g.stride.0 * g.stride.1 * g.dilation.0 * g.dilation.1 == 0),
+                "convolution geometry does not match the GEMM shape",
+            ),
             ((spec.m.max(self.mc) * spec.k.max(spec.n)) as u64 * 4 >= 1 << 31, "GEMM too large for 32-bit offsets"),
         ];
         match problems.iter().find(|(bad, _)| *bad) {
@@ -112,7 +127,11 @@ impl GemmSpec {
 
     /// Elements of each argument-table entry.
     pub fn arg_elems(&self, s: &GemmSchedule) -> Vec<usize> {
-        let mut v = vec![self.m * self.k, self.panels(s) * self.k * s.nr()];
+        let a = match self.a {
+            ASource::Matrix => self.m * self.k,
+            ASource::Conv2d(g) => g.input_elems(),
+        };
+        let mut v = vec![a, self.panels(s) * self.k * s.nr()];
         match self.bias {
             Bias::None => {}
             Bias::PerRow => v.push(self.m),
@@ -285,28 +304,10 @@ fn row_block(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, rows: us
 
 /// Copies `A[m0 + r, k0 + k]` for `r < rows`, `k < len` to `ap[(r / mr)·len·mr + k·mr + r % mr]`.
 fn pack_a(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, rows: usize) {
-    let (mr, k) = (ctx.s.mr, ctx.spec.k);
-    let copy_tile = |b: &mut FunctionBuilder, t: Value, tile_rows: usize| {
-        // src = A + ((m0 + t·mr)·K + k0)·4; dst = ap + t·len·mr·4.
-        let row = b.ins().imul_imm_s(t, mr as i64);
-        let row = b.ins().iadd(m0, row);
-        let src_row = b.ins().imul_imm_s(row, (k * 4) as i64);
-        let src_k = b.ins().ishl_imm_u(kb.k0, 2);
-        let src_off = b.ins().iadd(src_row, src_k);
-        let src = b.ins().iadd(ctx.a, src_off);
-        let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
-        let dst = b.ins().iadd(ctx.ap, dst_off);
-        let (zero, end) = (iconst(b, 0), iconst(b, kb.len));
-        counted_loop(b, zero, end, 1, |b, kk| {
-            let s_off = b.ins().ishl_imm_u(kk, 2);
-            let s_ptr = b.ins().iadd(src, s_off);
-            let d_off = b.ins().imul_imm_s(kk, (mr * 4) as i64);
-            let d_ptr = b.ins().iadd(dst, d_off);
-            for i in 0..tile_rows {
-                let x = b.ins().load(types::F32, mem(), s_ptr, (i * k * 4) as i32);
-                b.ins().store(mem(), x, d_ptr, (i * 4) as i32);
-            }
-        });
+    let mr = ctx.s.mr;
+    let copy_tile = |b: &mut FunctionBuilder, t: Value, tile_rows: usize| match ctx.spec.a {
+        ASource::Matrix => copy_matrix_tile(b, ctx, kb, m0, t, tile_rows),
+        ASource::Conv2d(g) => copy_conv_tile(b, ctx, &g, kb, m0, t, tile_rows),
     };
     let full_tiles = rows / mr;
     if full_tiles > 0 {
@@ -317,6 +318,66 @@ fn pack_a(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, rows: usize
         let t = iconst(b, full_tiles);
         copy_tile(b, t, rows % mr);
     }
+}
+
+/// Packs one tile of a row-major A.
+fn copy_matrix_tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, t: Value, tile_rows: usize) {
+    let (mr, k) = (ctx.s.mr, ctx.spec.k);
+    // src = A + ((m0 + t·mr)·K + k0)·4; dst = ap + t·len·mr·4.
+    let row = b.ins().imul_imm_s(t, mr as i64);
+    let row = b.ins().iadd(m0, row);
+    let src_row = b.ins().imul_imm_s(row, (k * 4) as i64);
+    let src_k = b.ins().ishl_imm_u(kb.k0, 2);
+    let src_off = b.ins().iadd(src_row, src_k);
+    let src = b.ins().iadd(ctx.a, src_off);
+    let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
+    let dst = b.ins().iadd(ctx.ap, dst_off);
+    let (zero, end) = (iconst(b, 0), iconst(b, kb.len));
+    counted_loop(b, zero, end, 1, |b, kk| {
+        let s_off = b.ins().ishl_imm_u(kk, 2);
+        let s_ptr = b.ins().iadd(src, s_off);
+        let d_off = b.ins().imul_imm_s(kk, (mr * 4) as i64);
+        let d_ptr = b.ins().iadd(dst, d_off);
+        for i in 0..tile_rows {
+            let x = b.ins().load(types::F32, mem(), s_ptr, (i * k * 4) as i32);
+            b.ins().store(mem(), x, d_ptr, (i * 4) as i32);
+        }
+    });
+}
+
+/// Packs one tile of a convolution's implicit im2col matrix.
+#[allow(clippy::too_many_arguments)]
+fn copy_conv_tile(
+    b: &mut FunctionBuilder,
+    ctx: &Ctx,
+    g: &ConvGeometry,
+    kb: KBlock,
+    m0: Value,
+    t: Value,
+    tile_rows: usize,
+) {
+    let mr = ctx.s.mr;
+    let first = b.ins().imul_imm_s(t, mr as i64);
+    let first = b.ins().iadd(m0, first);
+    let pixels: Vec<_> = (0..tile_rows)
+        .map(|i| {
+            let m = b.ins().iadd_imm_s(first, i as i64);
+            im2col::pixel_row(b, g, m)
+        })
+        .collect();
+    let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
+    let dst = b.ins().iadd(ctx.ap, dst_off);
+    let (zero, end) = (iconst(b, 0), iconst(b, kb.len));
+    counted_loop(b, zero, end, 1, |b, kk| {
+        let kg = b.ins().iadd(kb.k0, kk);
+        let tap = im2col::tap(b, g, kg);
+        let d_off = b.ins().imul_imm_s(kk, (mr * 4) as i64);
+        let d_ptr = b.ins().iadd(dst, d_off);
+        for (i, px) in pixels.iter().enumerate() {
+            let x = im2col::load(b, g, ctx.a, px, &tap);
+            b.ins().store(mem(), x, d_ptr, (i * 4) as i32);
+        }
+    });
 }
 
 /// Address of C's element `(m0, panel p column 0)`.

@@ -9,6 +9,7 @@ mod builder;
 mod compile;
 mod exec;
 pub mod gemm;
+pub mod im2col;
 pub mod probe;
 mod target;
 

@@ -2,7 +2,7 @@
 //! every dimension), random schedules, epilogues, thread counts 1..4 and both opt levels.
 
 use proptest::prelude::*;
-use veltair_codegen::gemm::{compile_gemm, pack_b, Activation, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Activation, Bias, GemmSchedule, GemmSpec};
 use veltair_codegen::{LoadedKernel, OptLevel, Target};
 use veltair_ir::{Op, Tensor};
 
@@ -75,6 +75,7 @@ fn spec_strategy() -> impl Strategy<Value = GemmSpec> {
         m,
         n,
         k,
+        a: ASource::Matrix,
         bias: [Bias::None, Bias::PerRow, Bias::PerCol][bias],
         activation: if relu { Activation::Relu } else { Activation::None },
     })
@@ -104,7 +105,7 @@ proptest! {
 
 #[test]
 fn large_tiles_and_many_k_blocks() {
-    let spec = GemmSpec { m: 100, n: 70, k: 300, bias: Bias::PerCol, activation: Activation::Relu };
+    let spec = GemmSpec { m: 100, n: 70, k: 300, a: ASource::Matrix, bias: Bias::PerCol, activation: Activation::Relu };
     for sched in [
         GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, mc: 48, k_unroll: 8, max_threads: 3 },
         GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, mc: 120, k_unroll: 4, max_threads: 3 },
@@ -117,7 +118,7 @@ fn large_tiles_and_many_k_blocks() {
 #[test]
 fn more_threads_than_the_scratch_allows_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let spec = GemmSpec { m: 8, n: 8, k: 8, bias: Bias::None, activation: Activation::None };
+    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, activation: Activation::None };
     let s = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
     let code = compile_gemm(&spec, &s, &target).unwrap();
     let kernel = LoadedKernel::load(&code, &target).unwrap();
@@ -132,7 +133,7 @@ fn more_threads_than_the_scratch_allows_are_refused() {
 #[test]
 fn invalid_schedules_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let spec = GemmSpec { m: 8, n: 8, k: 8, bias: Bias::None, activation: Activation::None };
+    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, activation: Activation::None };
     let ok = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
     assert!(compile_gemm(&spec, &ok, &target).is_ok());
     for bad in [
