@@ -107,8 +107,19 @@ impl Graph {
         found
     }
 
-    /// Total size in bytes of all constant values (weights and folded constants).
+    /// Total size in bytes of the constant values nodes read or the graph outputs (weights
+    /// and folded constants).
     pub fn weight_bytes(&self) -> usize {
-        self.values.iter().filter_map(|v| v.constant.as_ref()).map(Tensor::byte_size).sum()
+        let mut used = vec![false; self.values.len()];
+        for id in self.nodes.iter().flat_map(|n| n.inputs.iter().flatten()).chain(&self.outputs) {
+            used[id.0] = true;
+        }
+        self.values
+            .iter()
+            .zip(used)
+            .filter(|(_, u)| *u)
+            .filter_map(|(v, _)| v.constant.as_ref())
+            .map(Tensor::byte_size)
+            .sum()
     }
 }

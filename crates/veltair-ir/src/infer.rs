@@ -14,7 +14,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
             vec![conv(a, inputs, true, output_padding)?]
         }
         Op::Gemm { trans_a, trans_b, .. } => vec![gemm(inputs, *trans_a, *trans_b)?],
-        Op::MatMul => vec![matmul(input(inputs, 0)?, input(inputs, 1)?)?],
+        Op::MatMul => vec![matmul(f32_input(inputs, 0, "MatMul")?, input(inputs, 1)?)?],
         Op::Binary(b) => vec![elementwise(inputs, *b == crate::BinaryOp::Pow)?],
         Op::Mean => vec![elementwise(inputs, false)?],
         Op::Compare(_) => {

@@ -7,6 +7,7 @@ mod graph;
 pub mod infer;
 pub mod narrow;
 mod op;
+pub mod passes;
 pub mod shape;
 mod stats;
 mod tensor;
