@@ -12,7 +12,7 @@ fn reader_counts(graph: &Graph) -> Vec<usize> {
     counts
 }
 
-fn constant_f32<'a>(graph: &'a Graph, id: Option<ValueId>) -> Option<&'a [f32]> {
+fn constant_f32(graph: &Graph, id: Option<ValueId>) -> Option<&[f32]> {
     match graph.value(id?).constant.as_ref()?.data() {
         TensorData::F32(v) => Some(v),
         _ => None,
