@@ -26,3 +26,26 @@ fn batch_norm_folding_preserves_outputs() {
     }
     assert!(folded_models >= 4, "resnet50, mobilenetv2, efficientnet_b0 and tiny_yolov2 have BatchNormalization");
 }
+
+#[test]
+fn epilogue_fusion_preserves_outputs_and_merges_layers() {
+    use veltair_ir::passes::fuse_epilogues;
+    let mut total = 0;
+    for dir in small_zoo() {
+        let mut case = prepare_case(&dir).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
+        let before = veltair_ref::evaluate(&case.graph, &case.feeds[0]).unwrap();
+        let nodes_before = case.graph.nodes.len();
+        fold_batch_norm(&mut case.graph);
+        let folded_nodes = case.graph.nodes.len();
+        let fused = fuse_epilogues(&mut case.graph);
+        assert_eq!(case.graph.nodes.len(), folded_nodes - fused, "{}", dir.display());
+        total += fused;
+        let after = veltair_ref::evaluate(&case.graph, &case.feeds[0]).unwrap();
+        for (a, b) in after.iter().zip(&before) {
+            let c = veltair_ref::compare(a, b, 1e-4, 1e-5);
+            assert!(c.ok, "{}: {c:?}", dir.display());
+        }
+        eprintln!("{}: {nodes_before} nodes -> {} layers", dir.display(), case.graph.nodes.len());
+    }
+    assert!(total > 50, "only {total} element-wise nodes fused across the zoo");
+}

@@ -73,6 +73,7 @@ pub fn infer(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>,
         Op::Tile(repeats) => vec![tile(input(inputs, 0)?, repeats)?],
         Op::Pad { begin, end, .. } => vec![pad(input(inputs, 0)?, begin, end)?],
         Op::Reduce { op, axes, keepdims } => vec![reduce(*op, input(inputs, 0)?, axes, *keepdims)?],
+        Op::Fused { main, main_inputs, epilogue } => fused(main, *main_inputs, epilogue, inputs)?,
         Op::Resize(r) => {
             let x = input(inputs, 0)?;
             if r.out_shape.len() != x.rank() || r.scales.len() != x.rank() {
@@ -479,4 +480,29 @@ fn reduce(op: crate::ReduceOp, x: &TensorType, axes: &[usize], keepdims: bool) -
         return Err(IrError::dtype(x.dtype, "Reduce"));
     }
     Ok(TensorType::new(x.dtype, shape))
+}
+
+fn fused(
+    main: &Op,
+    main_inputs: usize,
+    epilogue: &[crate::EpilogueStep],
+    inputs: &[Option<&TensorType>],
+) -> Result<Vec<TensorType>, IrError> {
+    let outs = infer(main, &inputs[..main_inputs.min(inputs.len())])?;
+    let out = &outs[0];
+    for step in epilogue {
+        match step {
+            crate::EpilogueStep::Unary(u) => {
+                unary(*u, out)?;
+            }
+            crate::EpilogueStep::Binary { input: i, .. } => {
+                let x = input(inputs, *i)?;
+                same_dtype(out, x, "fused epilogue")?;
+                if broadcast_shapes(&[&out.shape, &x.shape])? != out.shape {
+                    return Err(IrError::shape(format!("fused epilogue operand {x} does not broadcast to {out}")));
+                }
+            }
+        }
+    }
+    Ok(vec![out.clone()])
 }

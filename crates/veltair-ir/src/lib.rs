@@ -16,8 +16,8 @@ pub use dtype::DType;
 pub use error::IrError;
 pub use graph::{Graph, Node, Value, ValueId};
 pub use op::{
-    BinaryOp, CompareOp, ConvAttrs, CoordMode, NearestMode, Op, PadMode, PoolAttrs, ReduceOp, ResizeAttrs, ResizeMode,
-    SliceAxis, UnaryOp,
+    BinaryOp, CompareOp, ConvAttrs, CoordMode, EpilogueStep, NearestMode, Op, PadMode, PoolAttrs, ReduceOp,
+    ResizeAttrs, ResizeMode, SliceAxis, UnaryOp,
 };
 pub use stats::NodeStats;
 pub use tensor::{bf16, f16, Element, Tensor, TensorData, TensorType, MAX_ELEMENTS};

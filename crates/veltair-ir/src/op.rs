@@ -279,4 +279,24 @@ pub enum Op {
         keepdims: bool,
     },
     Resize(ResizeAttrs),
+    /// A layer: `main` over the first `main_inputs` inputs, then element-wise `epilogue` steps
+    /// on its (first) output; binary steps read the node's later inputs.
+    Fused {
+        main: Box<Op>,
+        main_inputs: usize,
+        epilogue: Vec<EpilogueStep>,
+    },
+}
+
+/// One element-wise step fused after a layer's main operator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EpilogueStep {
+    Unary(UnaryOp),
+    /// `acc = acc op x` (or `x op acc` when `operand_first`), with `x` the node's input number
+    /// `input`, broadcast to the output's shape.
+    Binary {
+        op: BinaryOp,
+        input: usize,
+        operand_first: bool,
+    },
 }

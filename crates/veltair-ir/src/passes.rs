@@ -1,7 +1,10 @@
-//! Graph passes: rewrites of a graph into an equivalent one that later stages prefer. Today:
-//! BatchNormalization folded into the convolution that feeds it.
+//! Graph passes: rewrites of a graph into an equivalent one that later stages prefer:
+//! BatchNormalization folded into the convolution that feeds it, and element-wise epilogues
+//! (bias, activations, residual adds, scaling) fused into the Conv/Gemm/MatMul producing their
+//! input, so that one node is one layer.
 
-use crate::{Graph, Op, Tensor, TensorData, ValueId};
+use crate::shape::broadcast_shapes;
+use crate::{BinaryOp, EpilogueStep, Graph, Node, Op, Tensor, TensorData, ValueId};
 
 /// How many nodes read each value (graph outputs count as readers).
 fn reader_counts(graph: &Graph) -> Vec<usize> {
@@ -76,4 +79,85 @@ pub fn fold_batch_norm(graph: &mut Graph) -> usize {
         !folded.contains(&(index - 1))
     });
     folded.len()
+}
+
+/// Operators whose output an epilogue can be fused into.
+fn is_anchor(op: &Op) -> bool {
+    match op {
+        Op::Conv(_) | Op::ConvTranspose { .. } | Op::Gemm { .. } | Op::MatMul => true,
+        Op::Fused { main, .. } => is_anchor(main),
+        _ => false,
+    }
+}
+
+/// The epilogue step node `reader` would become after the layer producing `acc`, and the extra
+/// operand it reads, if it is an element-wise node that can be fused.
+fn as_step(graph: &Graph, reader: &Node, acc: ValueId) -> Option<(EpilogueStep, Option<ValueId>)> {
+    let out_ty = &graph.value(acc).ty;
+    match &reader.op {
+        Op::Unary(u) if reader.inputs == [Some(acc)] => Some((EpilogueStep::Unary(*u), None)),
+        Op::Binary(
+            op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Max | BinaryOp::Min),
+        ) if reader.inputs.len() == 2 => {
+            let (a, b) = (reader.inputs[0]?, reader.inputs[1]?);
+            let (operand, operand_first) = match (a == acc, b == acc) {
+                (true, false) => (b, false),
+                (false, true) => (a, true),
+                _ => return None,
+            };
+            let x = &graph.value(operand).ty;
+            let fits = x.dtype == out_ty.dtype && broadcast_shapes(&[&out_ty.shape, &x.shape]).ok()? == out_ty.shape;
+            fits.then_some((EpilogueStep::Binary { op: *op, input: usize::MAX, operand_first }, Some(operand)))
+        }
+        _ => None,
+    }
+}
+
+/// Fuses chains of element-wise nodes into the Conv/ConvTranspose/Gemm/MatMul whose output
+/// they alone consume. A binary step's other operand must be computed before the layer (a
+/// constant, a graph input or an earlier node's output). Returns the number of nodes fused.
+pub fn fuse_epilogues(graph: &mut Graph) -> usize {
+    let mut fused = 0;
+    while let Some((anchor, reader)) = next_fusion(graph) {
+        let reader_node = graph.nodes.remove(reader);
+        let acc = graph.nodes[anchor].outputs[0];
+        let (step, operand) = as_step(graph, &reader_node, acc).expect("checked by next_fusion");
+        let node = &mut graph.nodes[anchor];
+        let (main, main_inputs, mut epilogue) = match std::mem::replace(&mut node.op, Op::MatMul) {
+            Op::Fused { main, main_inputs, epilogue } => (main, main_inputs, epilogue),
+            op => (Box::new(op), node.inputs.len(), Vec::new()),
+        };
+        let step = match (step, operand) {
+            (EpilogueStep::Binary { op, operand_first, .. }, Some(x)) => {
+                node.inputs.push(Some(x));
+                EpilogueStep::Binary { op, input: node.inputs.len() - 1, operand_first }
+            }
+            (step, _) => step,
+        };
+        epilogue.push(step);
+        node.op = Op::Fused { main, main_inputs, epilogue };
+        node.outputs[0] = reader_node.outputs[0];
+        fused += 1;
+    }
+    fused
+}
+
+/// The first (anchor, reader) node pair that can be fused.
+fn next_fusion(graph: &Graph) -> Option<(usize, usize)> {
+    let readers = reader_counts(graph);
+    let producer: std::collections::HashMap<ValueId, usize> =
+        graph.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |&o| (o, i))).collect();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let out = node.outputs[0];
+        if !is_anchor(&node.op) || node.outputs.len() != 1 || readers[out.0] != 1 || graph.outputs.contains(&out) {
+            continue;
+        }
+        let Some(j) = graph.nodes.iter().position(|n| n.inputs.contains(&Some(out))) else { continue };
+        let Some((_, operand)) = as_step(graph, &graph.nodes[j], out) else { continue };
+        let ready = operand.is_none_or(|x| producer.get(&x).is_none_or(|&p| p < i));
+        if ready && graph.nodes[j].outputs.len() == 1 {
+            return Some((i, j));
+        }
+    }
+    None
 }

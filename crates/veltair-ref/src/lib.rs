@@ -15,7 +15,7 @@ mod resize;
 pub use compare::{compare, Comparison};
 use std::collections::HashMap;
 use std::fmt;
-use veltair_ir::{infer::infer, Graph, IrError, Op, Tensor, ValueId};
+use veltair_ir::{infer::infer, EpilogueStep, Graph, IrError, Op, Tensor, ValueId};
 
 /// An evaluation failure, naming the node it happened in.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +80,20 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, IrErr
         Op::Pad { begin, mode, value, .. } => single(movement::pad(x(0), begin, *mode, *value, first)?),
         Op::Reduce { op: r, axes, .. } => single(reduce::reduce(*r, x(0), axes, first)?),
         Op::Resize(r) => single(resize::resize(r, x(0))?),
+        Op::Fused { main, main_inputs, epilogue } => {
+            let mut acc = eval_op(main, &inputs[..*main_inputs])?.remove(0);
+            for step in epilogue {
+                acc = match step {
+                    EpilogueStep::Unary(u) => elementwise::unary(*u, &acc)?,
+                    EpilogueStep::Binary { op, input, operand_first } => {
+                        let operand = x(*input);
+                        let pair = if *operand_first { [operand, &acc] } else { [&acc, operand] };
+                        elementwise::binary_chain(*op, &pair, &first.shape)?
+                    }
+                };
+            }
+            single(acc)
+        }
     })
 }
 
