@@ -1,10 +1,12 @@
-//! `veltair-compile check`: import, list layers, evaluate on backend-test data and compare.
+//! `veltair-compile check`: import, run the graph passes, list layers, evaluate on
+//! backend-test data and compare.
 
-use crate::report::{layer_rows, print_text, CheckReport, DataResult, OutputResult};
+use crate::report::{layer_rows, print_text, CheckReport, DataResult, OutputResult, PassCounts};
 use crate::{InputShape, Outcome};
 use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues};
 use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
 
 #[derive(Args)]
@@ -28,6 +30,10 @@ pub struct CheckArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// List and evaluate the graph as imported, without the graph passes (BatchNormalization
+    /// folding, epilogue fusion) that turn it into layers.
+    #[arg(long)]
+    pub no_passes: bool,
 }
 
 pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
@@ -53,12 +59,18 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
         Some(set) => input_names.iter().cloned().zip(set.inputs.iter().cloned()).collect(),
         None => HashMap::new(),
     };
-    let (graph, bound) = model.import_for_samples(&opts, &samples).map_err(|e| e.to_string())?;
+    let (mut graph, bound) = model.import_for_samples(&opts, &samples).map_err(|e| e.to_string())?;
+    let passes = if args.no_passes {
+        None
+    } else {
+        Some(PassCounts { folded_batch_norms: fold_batch_norm(&mut graph), fused_nodes: fuse_epilogues(&mut graph) })
+    };
     let mut report = CheckReport {
         model: args.model.display().to_string(),
         opset: model.opset().map_err(|e| e.to_string())?,
         layers: layer_rows(&graph),
         bound_inputs: bound.clone(),
+        passes,
         data: Vec::new(),
     };
     let mut all_ok = true;

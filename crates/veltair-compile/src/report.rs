@@ -22,12 +22,20 @@ pub struct DataResult {
     pub outputs: Vec<OutputResult>,
 }
 
+/// What the graph passes did.
+pub struct PassCounts {
+    pub folded_batch_norms: usize,
+    pub fused_nodes: usize,
+}
+
 pub struct CheckReport {
     pub model: String,
     pub opset: i64,
     pub layers: Vec<LayerRow>,
     /// Inputs specialised to their sample values because they fix shapes.
     pub bound_inputs: Vec<String>,
+    /// `None` when the passes were skipped.
+    pub passes: Option<PassCounts>,
     pub data: Vec<DataResult>,
 }
 
@@ -91,6 +99,7 @@ impl CheckReport {
             "inputs": io(graph, &graph.inputs),
             "outputs": io(graph, &graph.outputs),
             "bound_inputs": self.bound_inputs,
+            "passes": self.passes.as_ref().map(|p| json!({"folded_batch_norms": p.folded_batch_norms, "fused_nodes": p.fused_nodes})),
             "layers": layers,
             "totals": {"layers": self.layers.len(), "macs": self.total_macs(), "weight_bytes": graph.weight_bytes()},
             "data": data,
@@ -113,13 +122,20 @@ pub fn print_text(r: &CheckReport, graph: &Graph) {
     if !r.bound_inputs.is_empty() {
         println!("  inputs fixed to their data values (they determine shapes): {}", r.bound_inputs.join(", "));
     }
+    if let Some(p) = &r.passes {
+        println!(
+            "  passes: {} BatchNormalization folded into convolutions, {} element-wise nodes fused into layers",
+            p.folded_batch_norms, p.fused_nodes
+        );
+    }
     let name_w = r.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).clamp(4, 40);
+    let op_w = r.layers.iter().map(|l| l.op.len()).max().unwrap_or(2).clamp(2, 48);
     println!();
-    println!("{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}", "#", "name", "op", "output", "MACs", "params");
+    println!("{:>5}  {:name_w$}  {:op_w$}  {:24}  {:>14}  {:>12}", "#", "name", "op", "output", "MACs", "params");
     for (i, l) in r.layers.iter().enumerate() {
         let name: String = l.name.chars().take(name_w).collect();
         println!(
-            "{:>5}  {:name_w$}  {:18}  {:24}  {:>14}  {:>12}",
+            "{:>5}  {:name_w$}  {:op_w$}  {:24}  {:>14}  {:>12}",
             i, name, l.op, l.output, l.stats.macs, l.stats.param_bytes
         );
     }

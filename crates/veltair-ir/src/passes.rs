@@ -71,6 +71,7 @@ pub fn fold_batch_norm(graph: &mut Graph) -> usize {
         conv_node.inputs[1] = Some(w_id);
         conv_node.inputs[2] = Some(b_id);
         conv_node.outputs[0] = y;
+        conv_node.source_op.push_str("+BatchNormalization");
         folded.push(bn);
     }
     let mut index = 0;
@@ -137,6 +138,7 @@ pub fn fuse_epilogues(graph: &mut Graph) -> usize {
         epilogue.push(step);
         node.op = Op::Fused { main, main_inputs, epilogue };
         node.outputs[0] = reader_node.outputs[0];
+        node.source_op = format!("{}+{}", node.source_op, reader_node.source_op);
         fused += 1;
     }
     fused

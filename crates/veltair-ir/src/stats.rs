@@ -15,7 +15,11 @@ impl NodeStats {
     pub fn of(graph: &Graph, node: &Node) -> NodeStats {
         let ty = |i: usize| node.inputs.get(i).copied().flatten().map(|id| &graph.value(id).ty);
         let out = &graph.value(node.outputs[0]).ty;
-        let macs = match &node.op {
+        let op = match &node.op {
+            Op::Fused { main, .. } => main.as_ref(),
+            op => op,
+        };
+        let macs = match op {
             Op::Conv(_) => ty(1).map_or(0, |w| out.numel() as u64 * w.shape[1..].iter().product::<usize>() as u64),
             Op::ConvTranspose { .. } => {
                 ty(0).zip(ty(1)).map_or(0, |(x, w)| x.numel() as u64 * w.shape[1..].iter().product::<usize>() as u64)
