@@ -1,14 +1,15 @@
-//! Kernel benchmarks: GEMM at 256³/512³/1024³ and representative ResNet-50 / MobileNetV2
-//! convolutions on one thread, next to the 128-bit FMA peak of generated code and the 256-bit
+//! Kernel benchmarks: GEMM at 256³/512³/1024³, representative ResNet-50 / MobileNetV2
+//! convolutions and depthwise convolutions on one thread, next to the 128-bit FMA peak of generated code and the 256-bit
 //! FMA peak, all measured in the same run. Throughput is in
 //! FLOP/s (criterion's "elem/s").
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Activation, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::probe::{fma_peak_kernel, peak_flops, CHAINS};
-use veltair_codegen::{fma_peak_256, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{fma_peak_256, Activation, LoadedKernel, OptLevel, Target};
 
 const PEAK_ITERS: usize = 200_000;
 
@@ -99,9 +100,50 @@ fn convs(c: &mut Criterion) {
     g.finish();
 }
 
+/// Representative depthwise convolutions (NHWC, batch 1): (name, h=w, channels, kernel, stride).
+const DEPTHWISE: [(&str, usize, usize, usize, usize); 3] = [
+    ("mobilenetv2_dw3x3_56x56x144", 56, 144, 3, 1),
+    ("mobilenetv2_dw3x3s2_112x112x96", 112, 96, 3, 2),
+    ("efficientnet_dw5x5_28x28x240", 28, 240, 5, 1),
+];
+
+fn depthwise(c: &mut Criterion) {
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let mut g = c.benchmark_group("depthwise_1thread");
+    for (name, hw, ch, k, stride) in DEPTHWISE {
+        let pad = k / 2;
+        let o = (hw + 2 * pad - k) / stride + 1;
+        let geometry = ConvGeometry {
+            batch: 1,
+            h: hw,
+            w: hw,
+            c: ch,
+            kh: k,
+            kw: k,
+            stride: (stride, stride),
+            dilation: (1, 1),
+            pad: (pad, pad),
+            oh: o,
+            ow: o,
+        };
+        let spec = DepthwiseSpec { geometry, bias: true, activation: Activation::Clip { min: 0.0, max: 6.0 } };
+        let code = compile_depthwise(&spec, &target).unwrap();
+        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.1f32; n]).collect();
+        g.throughput(Throughput::Elements((2 * o * o * ch * k * k) as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                kernel.run(&mut args, 1).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = peaks, gemm, convs
+    targets = peaks, gemm, convs, depthwise
 }
 criterion_main!(benches);

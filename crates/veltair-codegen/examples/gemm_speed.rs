@@ -2,8 +2,8 @@
 //! numbers come from `cargo bench`).
 
 use std::time::Instant;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Activation, Bias, GemmSchedule, GemmSpec};
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
 
 fn main() {
     let size: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(512);

@@ -72,3 +72,34 @@ pub fn thread_range(b: &mut FunctionBuilder, total: i64, thread: Value, threads:
     let end = b.ins().udiv(hi, threads);
     (start, end)
 }
+
+/// Loads `lanes` (0..=4) floats at `ptr + off` into a vector, zero filling the rest.
+pub fn load_lanes(b: &mut FunctionBuilder, ptr: Value, off: i32, lanes: usize) -> Value {
+    if lanes == 4 {
+        return b.ins().load(types::F32X4, mem(), ptr, off);
+    }
+    let z = b.ins().f32const(0.0);
+    let mut v = b.ins().splat(types::F32X4, z);
+    for l in 0..lanes {
+        let x = b.ins().load(types::F32, mem(), ptr, off + 4 * l as i32);
+        v = b.ins().insertlane(v, x, l as u8);
+    }
+    v
+}
+
+/// Stores the first `lanes` (0..=4) floats of `v` at `ptr + off`.
+pub fn store_lanes(b: &mut FunctionBuilder, v: Value, ptr: Value, off: i32, lanes: usize) {
+    if lanes == 4 {
+        b.ins().store(mem(), v, ptr, off);
+        return;
+    }
+    for l in 0..lanes {
+        let x = b.ins().extractlane(v, l as u8);
+        b.ins().store(mem(), x, ptr, off + 4 * l as i32);
+    }
+}
+
+/// Valid lanes of vector `j` of a row with `cols` valid elements.
+pub fn lanes(cols: usize, j: usize) -> usize {
+    cols.saturating_sub(4 * j).min(4)
+}

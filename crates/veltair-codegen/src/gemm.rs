@@ -8,8 +8,9 @@
 //! Argument table: `[A (M·K), B packed (panels·K·nr), bias (M or N, if any), C (M·N),
 //! scratch (max_threads·mc·kc)]`.
 
-use crate::builder::{counted_loop, if_then, kernel_function, mem, thread_range};
+use crate::builder::{counted_loop, if_then, kernel_function, lanes, load_lanes, mem, store_lanes, thread_range};
 use crate::im2col::{self, ConvGeometry};
+use crate::Activation;
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Function, InstBuilder, Value};
@@ -26,13 +27,6 @@ pub enum Bias {
     PerCol,
 }
 
-/// Element-wise function applied to the result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    None,
-    Relu,
-}
-
 /// Where the runtime operand A comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ASource {
@@ -43,7 +37,7 @@ pub enum ASource {
 }
 
 /// The problem: shapes, where A comes from, and the epilogue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GemmSpec {
     pub m: usize,
     pub n: usize,
@@ -388,37 +382,6 @@ fn c_base(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, m0: Value) -> Value {
     b.ins().iadd(ctx.c, off)
 }
 
-/// Loads `lanes` (0..=4) floats at `ptr + off` into a vector, zero filling the rest.
-fn load_lanes(b: &mut FunctionBuilder, ptr: Value, off: i32, lanes: usize) -> Value {
-    if lanes == 4 {
-        return b.ins().load(types::F32X4, mem(), ptr, off);
-    }
-    let z = b.ins().f32const(0.0);
-    let mut v = b.ins().splat(types::F32X4, z);
-    for l in 0..lanes {
-        let x = b.ins().load(types::F32, mem(), ptr, off + 4 * l as i32);
-        v = b.ins().insertlane(v, x, l as u8);
-    }
-    v
-}
-
-/// Stores the first `lanes` (0..=4) floats of `v` at `ptr + off`.
-fn store_lanes(b: &mut FunctionBuilder, v: Value, ptr: Value, off: i32, lanes: usize) {
-    if lanes == 4 {
-        b.ins().store(mem(), v, ptr, off);
-        return;
-    }
-    for l in 0..lanes {
-        let x = b.ins().extractlane(v, l as u8);
-        b.ins().store(mem(), x, ptr, off + 4 * l as i32);
-    }
-}
-
-/// Valid lanes of vector `j` of a panel row with `cols` valid columns.
-fn lanes(cols: usize, j: usize) -> usize {
-    cols.saturating_sub(4 * j).min(4)
-}
-
 /// One register tile: rows `m0 + t·mr ..` (`rows` of them) × panel `p` over the k-block.
 #[allow(clippy::too_many_arguments)]
 fn tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, p: Value, cols: usize, m0: Value, t: Value, rows: usize) {
@@ -517,11 +480,7 @@ fn epilogue(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, cols: usize) {
                 }
                 _ => {}
             }
-            if ctx.spec.activation == Activation::Relu {
-                let z = b.ins().f32const(0.0);
-                let zv = b.ins().splat(types::F32X4, z);
-                v = b.ins().fmax(v, zv);
-            }
+            v = ctx.spec.activation.apply(b, v);
             store_lanes(b, v, cb, (16 * j) as i32, ln);
         }
     });

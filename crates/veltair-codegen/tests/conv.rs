@@ -3,9 +3,9 @@
 //! schedules and thread counts.
 
 use proptest::prelude::*;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Activation, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
 
 #[derive(Debug, Clone)]

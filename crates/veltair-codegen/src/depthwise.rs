@@ -1,0 +1,185 @@
+//! Depthwise 2-D convolution over NHWC images (each channel convolved with its own `kh × kw`
+//! filter, as in MobileNet and EfficientNet). Vectorised over channels (f32x4), taps unrolled,
+//! output rows split among threads: thread `t` of `T` computes rows `R·t/T .. R·(t+1)/T` of
+//! the `R = N·OH` output rows.
+//!
+//! Argument table: `[input (N·H·W·C), weights (kh·kw·C₄), bias (C₄, if any), output
+//! (N·OH·OW·C)]`, with `C₄` the channel count rounded up to a multiple of 4.
+
+use crate::builder::{counted_loop, kernel_function, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::im2col::ConvGeometry;
+use crate::{compile, Activation, CodegenError, MachineCode, Target};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+/// A depthwise convolution: geometry (with `c` the channel count), bias, activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DepthwiseSpec {
+    pub geometry: ConvGeometry,
+    pub bias: bool,
+    pub activation: Activation,
+}
+
+impl DepthwiseSpec {
+    fn padded_channels(&self) -> usize {
+        self.geometry.c.next_multiple_of(4)
+    }
+
+    /// Elements of each argument-table entry.
+    pub fn arg_elems(&self) -> Vec<usize> {
+        let g = &self.geometry;
+        let mut v = vec![g.input_elems(), g.kh * g.kw * self.padded_channels()];
+        if self.bias {
+            v.push(self.padded_channels());
+        }
+        v.push(g.batch * g.oh * g.ow * g.c);
+        v
+    }
+
+    /// Packs ONNX depthwise weights `[C, 1, kh, kw]` as `[ky][kx][C₄]` (zero padded).
+    pub fn pack_weights(&self, w: &[f32]) -> Vec<f32> {
+        let (g, cp) = (&self.geometry, self.padded_channels());
+        let mut out = vec![0.0; g.kh * g.kw * cp];
+        for c in 0..g.c {
+            for t in 0..g.kh * g.kw {
+                out[t * cp + c] = w[c * g.kh * g.kw + t];
+            }
+        }
+        out
+    }
+
+    /// Pads a bias to `C₄` entries.
+    pub fn pack_bias(&self, bias: &[f32]) -> Vec<f32> {
+        let mut out = bias.to_vec();
+        out.resize(self.padded_channels(), 0.0);
+        out
+    }
+}
+
+/// Generates and compiles the depthwise kernel.
+pub fn compile_depthwise(spec: &DepthwiseSpec, target: &Target) -> Result<MachineCode, CodegenError> {
+    let g = &spec.geometry;
+    let degenerate =
+        [g.batch, g.h, g.w, g.c, g.kh, g.kw, g.oh, g.ow, g.stride.0, g.stride.1, g.dilation.0, g.dilation.1];
+    if degenerate.contains(&0) || g.input_elems().max(g.batch * g.oh * g.ow * g.c) as u64 * 4 >= 1 << 31 {
+        return Err(CodegenError::Schedule(format!("unsupported depthwise geometry {g:?}")));
+    }
+    let mut func = kernel_function();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let &[args, thread, threads] = b.block_params(entry) else { unreachable!("three parameters") };
+    let load_arg = |b: &mut FunctionBuilder, i: i32| b.ins().load(types::I64, mem(), args, i * 8);
+    let input = load_arg(&mut b, 0);
+    let weights = load_arg(&mut b, 1);
+    let bias = spec.bias.then(|| load_arg(&mut b, 2));
+    let output = load_arg(&mut b, 2 + spec.bias as i32);
+    let (r0, r1) = thread_range(&mut b, (g.batch * g.oh) as i64, thread, threads);
+    counted_loop(&mut b, r0, r1, 1, |b, r| {
+        let zero = b.ins().iconst(types::I64, 0);
+        let ow = b.ins().iconst(types::I64, g.ow as i64);
+        counted_loop(b, zero, ow, 1, |b, ox| pixel(b, spec, Ptrs { input, weights, bias, output }, r, ox));
+    });
+    b.ins().return_(&[]);
+    b.finalize(target.isa.frontend_config());
+    compile(func, target, spec.arg_elems())
+}
+
+#[derive(Clone, Copy)]
+struct Ptrs {
+    input: Value,
+    weights: Value,
+    bias: Option<Value>,
+    output: Value,
+}
+
+/// A tap's byte offset into the input (its pixel's first channel) and whether it is inside.
+struct TapSite {
+    offset: Value,
+    inside: Value,
+}
+
+/// All channels of output pixel `(row r = n·OH + oy, ox)`.
+fn pixel(b: &mut FunctionBuilder, spec: &DepthwiseSpec, p: Ptrs, r: Value, ox: Value) {
+    let g = &spec.geometry;
+    let n = b.ins().udiv_imm_u(r, g.oh as i64);
+    let oy = b.ins().urem_imm_u(r, g.oh as i64);
+    let y = b.ins().imul_imm_s(oy, g.stride.0 as i64);
+    let y0 = b.ins().iadd_imm_s(y, -(g.pad.0 as i64));
+    let x = b.ins().imul_imm_s(ox, g.stride.1 as i64);
+    let x0 = b.ins().iadd_imm_s(x, -(g.pad.1 as i64));
+    let image = b.ins().imul_imm_s(n, g.h as i64);
+    let zero = b.ins().iconst(types::I64, 0);
+    let sites: Vec<TapSite> = (0..g.kh * g.kw)
+        .map(|t| {
+            let iy = b.ins().iadd_imm_s(y0, ((t / g.kw) * g.dilation.0) as i64);
+            let ix = b.ins().iadd_imm_s(x0, ((t % g.kw) * g.dilation.1) as i64);
+            let in_y = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, iy, g.h as i64);
+            let in_x = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, ix, g.w as i64);
+            let inside = b.ins().band(in_y, in_x);
+            let row = b.ins().iadd(image, iy);
+            let row = b.ins().imul_imm_s(row, g.w as i64);
+            let pix = b.ins().iadd(row, ix);
+            let bytes = b.ins().imul_imm_s(pix, (g.c * 4) as i64);
+            // Taps in the padding read pixel 0 (always valid) and are masked to zero.
+            TapSite { offset: b.ins().select(inside, bytes, zero), inside }
+        })
+        .collect();
+    let out_pix = b.ins().imul_imm_s(r, g.ow as i64);
+    let out_pix = b.ins().iadd(out_pix, ox);
+    let out_off = b.ins().imul_imm_s(out_pix, (g.c * 4) as i64);
+    let out_ptr = b.ins().iadd(p.output, out_off);
+    let full = g.c / 4;
+    if full > 0 {
+        let end = b.ins().iconst(types::I64, full as i64);
+        counted_loop(b, zero, end, 1, |b, cv| {
+            let c_bytes = b.ins().imul_imm_s(cv, 16);
+            channels(b, spec, p, &sites, out_ptr, c_bytes, 4);
+        });
+    }
+    if g.c % 4 != 0 {
+        let c_bytes = b.ins().iconst(types::I64, (full * 16) as i64);
+        channels(b, spec, p, &sites, out_ptr, c_bytes, g.c % 4);
+    }
+}
+
+/// One vector of `valid` channels starting at byte `c_bytes` of a pixel.
+fn channels(
+    b: &mut FunctionBuilder,
+    spec: &DepthwiseSpec,
+    p: Ptrs,
+    sites: &[TapSite],
+    out_ptr: Value,
+    c_bytes: Value,
+    valid: usize,
+) {
+    let cp4 = (spec.padded_channels() * 4) as i32;
+    let mut acc = match p.bias {
+        Some(bias) => {
+            let addr = b.ins().iadd(bias, c_bytes);
+            b.ins().load(types::F32X4, mem(), addr, 0)
+        }
+        None => {
+            let z = b.ins().f32const(0.0);
+            b.ins().splat(types::F32X4, z)
+        }
+    };
+    let zf = b.ins().f32const(0.0);
+    let zero_v = b.ins().splat(types::F32X4, zf);
+    let w_base = b.ins().iadd(p.weights, c_bytes);
+    let in_base = b.ins().iadd(p.input, c_bytes);
+    for (t, site) in sites.iter().enumerate() {
+        let addr = b.ins().iadd(in_base, site.offset);
+        let x = load_lanes(b, addr, 0, lanes(valid, 0));
+        let x = b.ins().select(site.inside, x, zero_v);
+        let w = b.ins().load(types::F32X4, mem(), w_base, t as i32 * cp4);
+        acc = b.ins().fma(x, w, acc);
+    }
+    let acc = spec.activation.apply(b, acc);
+    let addr = b.ins().iadd(out_ptr, c_bytes);
+    store_lanes(b, acc, addr, 0, valid);
+}

@@ -1,0 +1,99 @@
+//! Depthwise convolutions over NHWC images against the reference evaluator's grouped NCHW
+//! convolution: random geometries (channel tails, strides, dilations, asymmetric padding),
+//! activations and thread counts.
+
+use proptest::prelude::*;
+use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
+use veltair_codegen::im2col::ConvGeometry;
+use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
+use veltair_ir::{ConvAttrs, Op, Tensor};
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    batch: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    k: (usize, usize),
+    stride: (usize, usize),
+    dilation: (usize, usize),
+    pads: [usize; 4],
+    bias: bool,
+    act: Activation,
+    threads: usize,
+) -> Result<(), TestCaseError> {
+    let attrs = ConvAttrs {
+        kernel: vec![k.0, k.1],
+        strides: vec![stride.0, stride.1],
+        dilations: vec![dilation.0, dilation.1],
+        pads_begin: vec![pads[0], pads[1]],
+        pads_end: vec![pads[2], pads[3]],
+        group: c,
+    };
+    let x = Tensor::from_f32(vec![batch, c, h, w], values(batch * c * h * w, 1)).unwrap();
+    let wt = Tensor::from_f32(vec![c, 1, k.0, k.1], values(c * k.0 * k.1, 2)).unwrap();
+    let bv = values(c, 3);
+    let bt = Tensor::from_f32(vec![c], if bias { bv.clone() } else { vec![0.0; c] }).unwrap();
+    let want = veltair_ref::eval_op(&Op::Conv(attrs), &[Some(&x), Some(&wt), Some(&bt)]).unwrap().remove(0);
+    let (oh, ow) = (want.shape()[2], want.shape()[3]);
+    let g = ConvGeometry { batch, h, w, c, kh: k.0, kw: k.1, stride, dilation, pad: (pads[0], pads[1]), oh, ow };
+    let spec = DepthwiseSpec { geometry: g, bias, activation: act };
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let code = compile_depthwise(&spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let xv = x.as_f32("x").unwrap();
+    let mut x_nhwc = vec![0f32; xv.len()];
+    for n in 0..batch {
+        for ci in 0..c {
+            for p in 0..h * w {
+                x_nhwc[(n * h * w + p) * c + ci] = xv[(n * c + ci) * h * w + p];
+            }
+        }
+    }
+    let mut wp = spec.pack_weights(wt.as_f32("w").unwrap());
+    let mut bp = spec.pack_bias(&bv);
+    let mut out = vec![f32::NAN; batch * oh * ow * c];
+    let mut args: Vec<&mut [f32]> = vec![&mut x_nhwc, &mut wp];
+    if bias {
+        args.push(&mut bp);
+    }
+    args.push(&mut out);
+    kernel.run(&mut args, threads).unwrap();
+    let wv = want.as_f32("y").unwrap();
+    for n in 0..batch {
+        for ci in 0..c {
+            for p in 0..oh * ow {
+                let raw = wv[(n * c + ci) * oh * ow + p];
+                let expect = match act {
+                    Activation::None => raw,
+                    Activation::Relu => raw.max(0.0),
+                    Activation::Clip { min, max } => raw.max(min).min(max),
+                };
+                let got = out[(n * oh * ow + p) * c + ci];
+                prop_assert!((got - expect).abs() <= 1e-5, "n {n} c {ci} pixel {p}: got {got}, want {expect}");
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn depthwise_matches_reference(
+        batch in 1usize..3, h in 1usize..10, w in 1usize..10, c in 1usize..14,
+        k in (1usize..6, 1usize..6), stride in (1usize..3, 1usize..3), dilation in (1usize..3, 1usize..3),
+        pads in [0usize..3, 0usize..3, 0usize..3, 0usize..3], bias in any::<bool>(), act in 0usize..3, threads in 1usize..4,
+    ) {
+        prop_assume!(h + pads[0] + pads[2] > (k.0 - 1) * dilation.0 && w + pads[1] + pads[3] > (k.1 - 1) * dilation.1);
+        let act = [Activation::None, Activation::Relu, Activation::Clip { min: 0.0, max: 0.4 }][act];
+        check(batch, h, w, c, k, stride, dilation, pads, bias, act, threads)?;
+    }
+}
