@@ -141,7 +141,7 @@ fn pixel(b: &mut FunctionBuilder, spec: &DepthwiseSpec, p: Ptrs, r: Value, ox: V
             channels(b, spec, p, &sites, out_ptr, c_bytes, 4);
         });
     }
-    if g.c % 4 != 0 {
+    if !g.c.is_multiple_of(4) {
         let c_bytes = b.ins().iconst(types::I64, (full * 16) as i64);
         channels(b, spec, p, &sites, out_ptr, c_bytes, g.c % 4);
     }
