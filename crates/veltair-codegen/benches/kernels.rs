@@ -3,13 +3,14 @@
 //! FMA peak, all measured in the same run. Throughput is in
 //! FLOP/s (criterion's "elem/s").
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use std::hint::black_box;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::probe::{fma_peak_kernel, peak_flops, CHAINS};
-use veltair_codegen::{fma_peak_256, Activation, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{fma_peak_256, Activation, LoadedKernel, MachineCode, OptLevel, Target};
 
 const PEAK_ITERS: usize = 200_000;
 
@@ -50,6 +51,19 @@ fn gemm(c: &mut Criterion) {
     g.finish();
 }
 
+/// Times one kernel on one thread over buffers of 0.1s, at `flops` per call.
+fn bench_code(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, flops: u64, code: &MachineCode, target: &Target) {
+    let kernel = LoadedKernel::load(code, target).unwrap();
+    let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.1f32; n]).collect();
+    g.throughput(Throughput::Elements(flops));
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|v| v.as_mut_slice()).collect();
+            kernel.run(&mut args, 1).unwrap()
+        })
+    });
+}
+
 /// Representative convolutions (NHWC, batch 1) as implicit-im2col GEMMs:
 /// (name, h=w, c_in, c_out, kernel, stride, pad).
 const CONVS: [(&str, usize, usize, usize, usize, usize, usize); 4] = [
@@ -87,15 +101,7 @@ fn convs(c: &mut Criterion) {
         };
         let s = GemmSchedule { mr: 8, nr_vecs: 1, kc: 256, mc: 64, k_unroll: 4, max_threads: 1 };
         let code = compile_gemm(&spec, &s, &target).unwrap();
-        let kernel = LoadedKernel::load(&code, &target).unwrap();
-        let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.1f32; n]).collect();
-        g.throughput(Throughput::Elements((2 * geo.m() * geo.k() * cout) as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                kernel.run(&mut args, 1).unwrap()
-            })
-        });
+        bench_code(&mut g, name, (2 * geo.m() * geo.k() * cout) as u64, &code, &target);
     }
     g.finish();
 }
@@ -128,15 +134,7 @@ fn depthwise(c: &mut Criterion) {
         };
         let spec = DepthwiseSpec { geometry, bias: true, activation: Activation::Clip { min: 0.0, max: 6.0 } };
         let code = compile_depthwise(&spec, &target).unwrap();
-        let kernel = LoadedKernel::load(&code, &target).unwrap();
-        let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.1f32; n]).collect();
-        g.throughput(Throughput::Elements((2 * o * o * ch * k * k) as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                kernel.run(&mut args, 1).unwrap()
-            })
-        });
+        bench_code(&mut g, name, (2 * o * o * ch * k * k) as u64, &code, &target);
     }
     g.finish();
 }

@@ -1,10 +1,11 @@
 //! Small helpers over `cranelift_frontend::FunctionBuilder` for the shapes of code kernels
 //! need: the uniform kernel signature, counted loops and this thread's share of a range.
 
+use crate::Target;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value};
 use cranelift_codegen::isa::CallConv;
-use cranelift_frontend::FunctionBuilder;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 /// Flags for loads and stores of kernel buffers: in bounds (never trapping), but vectors are
 /// only element-aligned (AVX encodings accept unaligned memory operands).
@@ -12,13 +13,40 @@ pub fn mem() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
-/// A function with the uniform kernel signature `(args, thread_index, thread_count)`.
-pub fn kernel_function() -> Function {
+/// A kernel's parameters: its argument table and its share of the parallel loop.
+#[derive(Clone, Copy)]
+pub struct KernelParams {
+    args: Value,
+    pub thread: Value,
+    pub threads: Value,
+}
+
+impl KernelParams {
+    /// Pointer number `i` of the argument table.
+    pub fn arg(&self, b: &mut FunctionBuilder, i: usize) -> Value {
+        b.ins().load(types::I64, mem(), self.args, (i * 8) as i32)
+    }
+}
+
+/// Builds a function with the uniform kernel signature `(args, thread_index, thread_count)`:
+/// `body` emits the code of the entry block onwards; the return is added after it.
+pub fn build_kernel(target: &Target, body: impl FnOnce(&mut FunctionBuilder, KernelParams)) -> Function {
     let mut sig = Signature::new(CallConv::SystemV);
     for _ in 0..3 {
         sig.params.push(AbiParam::new(types::I64));
     }
-    Function::with_name_signature(UserFuncName::user(0, 0), sig)
+    let mut func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let &[args, thread, threads] = b.block_params(entry) else { unreachable!("the signature has three parameters") };
+    body(&mut b, KernelParams { args, thread, threads });
+    b.ins().return_(&[]);
+    b.finalize(target.isa.frontend_config());
+    func
 }
 
 /// Emits `for iv in (start..end).step_by(step) { body(iv) }` with runtime bounds.

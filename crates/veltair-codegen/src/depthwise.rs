@@ -6,12 +6,11 @@
 //! Argument table: `[input (N·H·W·C), weights (kh·kw·C₄), bias (C₄, if any), output
 //! (N·OH·OW·C)]`, with `C₄` the channel count rounded up to a multiple of 4.
 
-use crate::builder::{counted_loop, kernel_function, lanes, load_lanes, mem, store_lanes, thread_range};
-use crate::im2col::ConvGeometry;
+use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::im2col::{self, ConvGeometry};
 use crate::{compile, Activation, CodegenError, MachineCode, Target};
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_frontend::FunctionBuilder;
 
 /// A depthwise convolution: geometry (with `c` the channel count), bias, activation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,27 +64,18 @@ pub fn compile_depthwise(spec: &DepthwiseSpec, target: &Target) -> Result<Machin
     if degenerate.contains(&0) || g.input_elems().max(g.batch * g.oh * g.ow * g.c) as u64 * 4 >= 1 << 31 {
         return Err(CodegenError::Schedule(format!("unsupported depthwise geometry {g:?}")));
     }
-    let mut func = kernel_function();
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    b.seal_block(entry);
-    let &[args, thread, threads] = b.block_params(entry) else { unreachable!("three parameters") };
-    let load_arg = |b: &mut FunctionBuilder, i: i32| b.ins().load(types::I64, mem(), args, i * 8);
-    let input = load_arg(&mut b, 0);
-    let weights = load_arg(&mut b, 1);
-    let bias = spec.bias.then(|| load_arg(&mut b, 2));
-    let output = load_arg(&mut b, 2 + spec.bias as i32);
-    let (r0, r1) = thread_range(&mut b, (g.batch * g.oh) as i64, thread, threads);
-    counted_loop(&mut b, r0, r1, 1, |b, r| {
-        let zero = b.ins().iconst(types::I64, 0);
-        let ow = b.ins().iconst(types::I64, g.ow as i64);
-        counted_loop(b, zero, ow, 1, |b, ox| pixel(b, spec, Ptrs { input, weights, bias, output }, r, ox));
+    let func = build_kernel(target, |b, params| {
+        let input = params.arg(b, 0);
+        let weights = params.arg(b, 1);
+        let bias = spec.bias.then(|| params.arg(b, 2));
+        let output = params.arg(b, 2 + spec.bias as usize);
+        let (r0, r1) = thread_range(b, (g.batch * g.oh) as i64, params.thread, params.threads);
+        counted_loop(b, r0, r1, 1, |b, r| {
+            let zero = b.ins().iconst(types::I64, 0);
+            let ow = b.ins().iconst(types::I64, g.ow as i64);
+            counted_loop(b, zero, ow, 1, |b, ox| pixel(b, spec, Ptrs { input, weights, bias, output }, r, ox));
+        });
     });
-    b.ins().return_(&[]);
-    b.finalize(target.isa.frontend_config());
     compile(func, target, spec.arg_elems())
 }
 
@@ -106,32 +96,19 @@ struct TapSite {
 /// All channels of output pixel `(row r = n·OH + oy, ox)`.
 fn pixel(b: &mut FunctionBuilder, spec: &DepthwiseSpec, p: Ptrs, r: Value, ox: Value) {
     let g = &spec.geometry;
-    let n = b.ins().udiv_imm_u(r, g.oh as i64);
-    let oy = b.ins().urem_imm_u(r, g.oh as i64);
-    let y = b.ins().imul_imm_s(oy, g.stride.0 as i64);
-    let y0 = b.ins().iadd_imm_s(y, -(g.pad.0 as i64));
-    let x = b.ins().imul_imm_s(ox, g.stride.1 as i64);
-    let x0 = b.ins().iadd_imm_s(x, -(g.pad.1 as i64));
-    let image = b.ins().imul_imm_s(n, g.h as i64);
-    let zero = b.ins().iconst(types::I64, 0);
+    let first = b.ins().imul_imm_s(r, g.ow as i64);
+    let m = b.ins().iadd(first, ox);
+    let row = im2col::pixel_row(b, g, m);
     let sites: Vec<TapSite> = (0..g.kh * g.kw)
         .map(|t| {
-            let iy = b.ins().iadd_imm_s(y0, ((t / g.kw) * g.dilation.0) as i64);
-            let ix = b.ins().iadd_imm_s(x0, ((t % g.kw) * g.dilation.1) as i64);
-            let in_y = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, iy, g.h as i64);
-            let in_x = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, ix, g.w as i64);
-            let inside = b.ins().band(in_y, in_x);
-            let row = b.ins().iadd(image, iy);
-            let row = b.ins().imul_imm_s(row, g.w as i64);
-            let pix = b.ins().iadd(row, ix);
-            let bytes = b.ins().imul_imm_s(pix, (g.c * 4) as i64);
-            // Taps in the padding read pixel 0 (always valid) and are masked to zero.
-            TapSite { offset: b.ins().select(inside, bytes, zero), inside }
+            let dy = b.ins().iconst(types::I64, ((t / g.kw) * g.dilation.0) as i64);
+            let dx = b.ins().iconst(types::I64, ((t % g.kw) * g.dilation.1) as i64);
+            let (inside, offset) = im2col::tap_pixel(b, g, &row, dy, dx);
+            TapSite { offset, inside }
         })
         .collect();
-    let out_pix = b.ins().imul_imm_s(r, g.ow as i64);
-    let out_pix = b.ins().iadd(out_pix, ox);
-    let out_off = b.ins().imul_imm_s(out_pix, (g.c * 4) as i64);
+    let zero = b.ins().iconst(types::I64, 0);
+    let out_off = b.ins().imul_imm_s(m, (g.c * 4) as i64);
     let out_ptr = b.ins().iadd(p.output, out_off);
     let full = g.c / 4;
     if full > 0 {

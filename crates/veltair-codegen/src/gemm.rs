@@ -8,13 +8,13 @@
 //! Argument table: `[A (M·K), B packed (panels·K·nr), bias (M or N, if any), C (M·N),
 //! scratch (max_threads·mc·kc)]`.
 
-use crate::builder::{counted_loop, if_then, kernel_function, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::builder::{build_kernel, counted_loop, if_then, lanes, load_lanes, mem, store_lanes, thread_range};
 use crate::im2col::{self, ConvGeometry};
 use crate::Activation;
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Function, InstBuilder, Value};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_frontend::{FunctionBuilder, Variable};
 use std::fmt;
 
 /// Where a bias is added.
@@ -199,57 +199,47 @@ fn iconst(b: &mut FunctionBuilder, v: usize) -> Value {
 }
 
 fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
-    let mut func = kernel_function();
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    b.seal_block(entry);
-    let &[args, thread, threads] = b.block_params(entry) else { unreachable!("three parameters") };
-    let mut slot = 0;
-    let mut arg = |b: &mut FunctionBuilder| {
-        let v = b.ins().load(types::I64, mem(), args, slot * 8);
-        slot += 1;
-        v
-    };
-    let a = arg(&mut b);
-    let bp = arg(&mut b);
-    let bias = (spec.bias != Bias::None).then(|| arg(&mut b));
-    let c = arg(&mut b);
-    let scratch = arg(&mut b);
-    let per_thread = b.ins().imul_imm_s(thread, (s.scratch_per_thread(spec) * 4) as i64);
-    let ap = b.ins().iadd(scratch, per_thread);
+    build_kernel(target, |b, params| {
+        let mut slot = 0;
+        let mut arg = |b: &mut FunctionBuilder| {
+            slot += 1;
+            params.arg(b, slot - 1)
+        };
+        let a = arg(b);
+        let bp = arg(b);
+        let bias = (spec.bias != Bias::None).then(|| arg(b));
+        let c = arg(b);
+        let scratch = arg(b);
+        let per_thread = b.ins().imul_imm_s(params.thread, (s.scratch_per_thread(spec) * 4) as i64);
+        let ap = b.ins().iadd(scratch, per_thread);
 
-    let nr = s.nr();
-    let full_panels = spec.n / nr;
-    let (p0, p1) = thread_range(&mut b, spec.panels(s) as i64, thread, threads);
-    let full_v = iconst(&mut b, full_panels);
-    let p_full = b.ins().umin(p1, full_v);
-    let has_last = (!spec.n.is_multiple_of(nr)).then(|| b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v));
-    let ctx = Ctx { spec: *spec, s: *s, a, bp, bias, c, ap, p0, p_full, has_last };
+        let nr = s.nr();
+        let full_panels = spec.n / nr;
+        let (p0, p1) = thread_range(b, spec.panels(s) as i64, params.thread, params.threads);
+        let full_v = iconst(b, full_panels);
+        let p_full = b.ins().umin(p1, full_v);
+        let has_last = (!spec.n.is_multiple_of(nr)).then(|| b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v));
+        let ctx = Ctx { spec: *spec, s: *s, a, bp, bias, c, ap, p0, p_full, has_last };
 
-    let kc = s.kc.min(spec.k);
-    let full_blocks = spec.k / kc;
-    let zero = iconst(&mut b, 0);
-    k_block(&mut b, &ctx, KBlock { k0: zero, len: kc, init: Init::Zero });
-    if full_blocks > 1 {
-        let (one, end) = (iconst(&mut b, 1), iconst(&mut b, full_blocks));
-        counted_loop(&mut b, one, end, 1, |b, kb| {
-            let k0 = b.ins().imul_imm_s(kb, kc as i64);
-            k_block(b, &ctx, KBlock { k0, len: kc, init: Init::LoadC });
-        });
-    }
-    if !spec.k.is_multiple_of(kc) {
-        let k0 = iconst(&mut b, full_blocks * kc);
-        k_block(&mut b, &ctx, KBlock { k0, len: spec.k % kc, init: Init::LoadC });
-    }
-    if spec.bias != Bias::None || spec.activation != Activation::None {
-        for_each_panel(&mut b, &ctx, |b, p, cols| epilogue(b, &ctx, p, cols));
-    }
-    b.ins().return_(&[]);
-    b.finalize(target.isa.frontend_config());
-    func
+        let kc = s.kc.min(spec.k);
+        let full_blocks = spec.k / kc;
+        let zero = iconst(b, 0);
+        k_block(b, &ctx, KBlock { k0: zero, len: kc, init: Init::Zero });
+        if full_blocks > 1 {
+            let (one, end) = (iconst(b, 1), iconst(b, full_blocks));
+            counted_loop(b, one, end, 1, |b, kb| {
+                let k0 = b.ins().imul_imm_s(kb, kc as i64);
+                k_block(b, &ctx, KBlock { k0, len: kc, init: Init::LoadC });
+            });
+        }
+        if !spec.k.is_multiple_of(kc) {
+            let k0 = iconst(b, full_blocks * kc);
+            k_block(b, &ctx, KBlock { k0, len: spec.k % kc, init: Init::LoadC });
+        }
+        if spec.bias != Bias::None || spec.activation != Activation::None {
+            for_each_panel(b, &ctx, |b, p, cols| epilogue(b, &ctx, p, cols));
+        }
+    })
 }
 
 /// Runs `body(panel, valid columns)` over this thread's panels.

@@ -85,10 +85,11 @@ pub fn tap(b: &mut FunctionBuilder, g: &ConvGeometry, k: Value) -> Tap {
     Tap { dy, dx, ci }
 }
 
-/// Loads `A[pixel, tap]`: the input element under the tap, or 0 in the padding.
-pub fn load(b: &mut FunctionBuilder, g: &ConvGeometry, input: Value, row: &PixelRow, t: &Tap) -> Value {
-    let iy = b.ins().iadd(row.y0, t.dy);
-    let ix = b.ins().iadd(row.x0, t.dx);
+/// Whether the input pixel under offset `(dy, dx)` of `row`'s window is inside the image, and
+/// the byte offset of its first channel (0, a valid pixel, when it is in the padding).
+pub fn tap_pixel(b: &mut FunctionBuilder, g: &ConvGeometry, row: &PixelRow, dy: Value, dx: Value) -> (Value, Value) {
+    let iy = b.ins().iadd(row.y0, dy);
+    let ix = b.ins().iadd(row.x0, dx);
     // Unsigned comparisons reject negative coordinates too.
     let in_y = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, iy, g.h as i64);
     let in_x = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, ix, g.w as i64);
@@ -96,12 +97,18 @@ pub fn load(b: &mut FunctionBuilder, g: &ConvGeometry, input: Value, row: &Pixel
     let row_off = b.ins().imul_imm_s(iy, g.w as i64);
     let pix = b.ins().iadd(row_off, ix);
     let pix = b.ins().imul_imm_s(pix, g.c as i64);
-    let elem = b.ins().iadd(pix, t.ci);
-    let elem = b.ins().iadd(elem, row.image);
+    let elem = b.ins().iadd(pix, row.image);
     let bytes = b.ins().ishl_imm_u(elem, 2);
     let zero = b.ins().iconst(types::I64, 0);
-    let safe = b.ins().select(inside, bytes, zero);
-    let addr = b.ins().iadd(input, safe);
+    (inside, b.ins().select(inside, bytes, zero))
+}
+
+/// Loads `A[pixel, tap]`: the input element under the tap, or 0 in the padding.
+pub fn load(b: &mut FunctionBuilder, g: &ConvGeometry, input: Value, row: &PixelRow, t: &Tap) -> Value {
+    let (inside, pixel) = tap_pixel(b, g, row, t.dy, t.dx);
+    let channel = b.ins().ishl_imm_u(t.ci, 2);
+    let off = b.ins().iadd(pixel, channel);
+    let addr = b.ins().iadd(input, off);
     let x = b.ins().load(types::F32, mem(), addr, 0);
     let fzero = b.ins().f32const(0.0);
     b.ins().select(inside, x, fzero)

@@ -2,6 +2,9 @@
 //! NCHW convolution: random geometries (strides, dilations, asymmetric padding, edge tiles),
 //! schedules and thread counts.
 
+mod common;
+
+use common::{nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
@@ -50,12 +53,6 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    (0..n)
-        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0)
-        .collect()
-}
-
 fn check(case: &Case, sched: GemmSchedule, threads: usize) -> Result<(), TestCaseError> {
     let Case { batch, h, w, c, cout, k: (kh, kw), stride, dilation, pads } = case.clone();
     let attrs = ConvAttrs {
@@ -84,17 +81,7 @@ fn check(case: &Case, sched: GemmSchedule, threads: usize) -> Result<(), TestCas
     let code = compile_gemm(&spec, &sched, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let kernel = LoadedKernel::load(&code, &target).unwrap();
 
-    let xv = x_nchw.as_f32("x").unwrap();
-    let mut x_nhwc = vec![0f32; xv.len()];
-    for n in 0..batch {
-        for ci in 0..c {
-            for y in 0..h {
-                for x in 0..w {
-                    x_nhwc[((n * h + y) * w + x) * c + ci] = xv[((n * c + ci) * h + y) * w + x];
-                }
-            }
-        }
-    }
+    let mut x_nhwc = nchw_to_nhwc(x_nchw.as_f32("x").unwrap(), batch, c, h * w);
     let wv = w_oihw.as_f32("w").unwrap();
     let mut bmat = vec![0f32; g.k() * cout];
     for co in 0..cout {

@@ -2,17 +2,14 @@
 //! convolution: random geometries (channel tails, strides, dilations, asymmetric padding),
 //! activations and thread counts.
 
+mod common;
+
+use common::{nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
-
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    (0..n)
-        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0)
-        .collect()
-}
 
 #[allow(clippy::too_many_arguments)]
 fn check(
@@ -47,15 +44,7 @@ fn check(
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_depthwise(&spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let kernel = LoadedKernel::load(&code, &target).unwrap();
-    let xv = x.as_f32("x").unwrap();
-    let mut x_nhwc = vec![0f32; xv.len()];
-    for n in 0..batch {
-        for ci in 0..c {
-            for p in 0..h * w {
-                x_nhwc[(n * h * w + p) * c + ci] = xv[(n * c + ci) * h * w + p];
-            }
-        }
-    }
+    let mut x_nhwc = nchw_to_nhwc(x.as_f32("x").unwrap(), batch, c, h * w);
     let mut wp = spec.pack_weights(wt.as_f32("w").unwrap());
     let mut bp = spec.pack_bias(&bv);
     let mut out = vec![f32::NAN; batch * oh * ow * c];
