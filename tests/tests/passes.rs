@@ -29,13 +29,17 @@ fn batch_norm_folding_preserves_outputs() {
 
 #[test]
 fn epilogue_fusion_preserves_outputs_and_merges_layers() {
-    use veltair_ir::passes::fuse_epilogues;
+    use veltair_ir::passes::{fuse_epilogues, recognize_silu};
     let mut total = 0;
     for dir in small_zoo() {
         let mut case = prepare_case(&dir).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
         let before = veltair_ref::evaluate(&case.graph, &case.feeds[0]).unwrap();
         let nodes_before = case.graph.nodes.len();
         fold_batch_norm(&mut case.graph);
+        let silus = recognize_silu(&mut case.graph);
+        if dir.ends_with("efficientnet_b0") {
+            assert!(silus > 10, "EfficientNet's SiLUs were not recognised ({silus})");
+        }
         let folded_nodes = case.graph.nodes.len();
         let fused = fuse_epilogues(&mut case.graph);
         assert_eq!(case.graph.nodes.len(), folded_nodes - fused, "{}", dir.display());

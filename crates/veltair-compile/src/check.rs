@@ -6,7 +6,7 @@ use crate::{InputShape, Outcome};
 use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues};
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_silu};
 use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
 
 #[derive(Args)]
@@ -31,7 +31,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
     /// List and evaluate the graph as imported, without the graph passes (BatchNormalization
-    /// folding, epilogue fusion) that turn it into layers.
+    /// folding, SiLU recognition, epilogue fusion) that turn it into layers.
     #[arg(long)]
     pub no_passes: bool,
 }
@@ -63,7 +63,11 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
     let passes = if args.no_passes {
         None
     } else {
-        Some(PassCounts { folded_batch_norms: fold_batch_norm(&mut graph), fused_nodes: fuse_epilogues(&mut graph) })
+        Some(PassCounts {
+            folded_batch_norms: fold_batch_norm(&mut graph),
+            silus: recognize_silu(&mut graph),
+            fused_nodes: fuse_epilogues(&mut graph),
+        })
     };
     let mut report = CheckReport {
         model: args.model.display().to_string(),

@@ -77,6 +77,8 @@ pub enum UnaryOp {
     Cos,
     Tanh,
     Sigmoid,
+    /// `x · sigmoid(x)` (SiLU / Swish), formed by a graph pass from Mul(x, Sigmoid(x)).
+    Silu,
     Softplus,
     Softsign,
     Relu,

@@ -1,10 +1,10 @@
 //! Graph passes: rewrites of a graph into an equivalent one that later stages prefer:
-//! BatchNormalization folded into the convolution that feeds it, and element-wise epilogues
-//! (bias, activations, residual adds, scaling) fused into the Conv/Gemm/MatMul producing their
-//! input, so that one node is one layer.
+//! BatchNormalization folded into the convolution that feeds it, `x · sigmoid(x)` recognised as
+//! one SiLU, and element-wise epilogues (bias, activations, residual adds, scaling) fused into
+//! the Conv/Gemm/MatMul producing their input, so that one node is one layer.
 
 use crate::shape::broadcast_shapes;
-use crate::{BinaryOp, EpilogueStep, Graph, Node, Op, Tensor, TensorData, ValueId};
+use crate::{BinaryOp, EpilogueStep, Graph, Node, Op, Tensor, TensorData, UnaryOp, ValueId};
 
 /// How many nodes read each value (graph outputs count as readers).
 fn reader_counts(graph: &Graph) -> Vec<usize> {
@@ -13,6 +13,15 @@ fn reader_counts(graph: &Graph) -> Vec<usize> {
         counts[id.0] += 1;
     }
     counts
+}
+
+/// Drops the nodes at the given indices.
+fn remove_nodes(graph: &mut Graph, indices: &[usize]) {
+    let mut index = 0;
+    graph.nodes.retain(|_| {
+        index += 1;
+        !indices.contains(&(index - 1))
+    });
 }
 
 fn constant_f32(graph: &Graph, id: Option<ValueId>) -> Option<&[f32]> {
@@ -74,11 +83,7 @@ pub fn fold_batch_norm(graph: &mut Graph) -> usize {
         conv_node.source_op.push_str("+BatchNormalization");
         folded.push(bn);
     }
-    let mut index = 0;
-    graph.nodes.retain(|_| {
-        index += 1;
-        !folded.contains(&(index - 1))
-    });
+    remove_nodes(graph, &folded);
     folded.len()
 }
 
@@ -162,4 +167,40 @@ fn next_fusion(graph: &Graph) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// Rewrites `Mul(x, Sigmoid(x))` (either operand order) into one `Unary(Silu)` node when the
+/// sigmoid's output is read only by that Mul. Returns the number rewritten.
+pub fn recognize_silu(graph: &mut Graph) -> usize {
+    let readers = reader_counts(graph);
+    let producer: std::collections::HashMap<ValueId, usize> =
+        graph.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |&o| (o, i))).collect();
+    let mut dead = Vec::new();
+    for m in 0..graph.nodes.len() {
+        let node = &graph.nodes[m];
+        if node.op != Op::Binary(BinaryOp::Mul) || node.inputs.len() != 2 {
+            continue;
+        }
+        let (Some(a), Some(b)) = (node.inputs[0], node.inputs[1]) else { continue };
+        let sigmoid_of = |v: ValueId| {
+            let s = *producer.get(&v)?;
+            let sn = &graph.nodes[s];
+            (sn.op == Op::Unary(UnaryOp::Sigmoid) && readers[v.0] == 1 && !graph.outputs.contains(&v))
+                .then_some((s, sn.inputs[0]?))
+        };
+        let found = match (sigmoid_of(b), sigmoid_of(a)) {
+            (Some((s, x)), _) if x == a => Some(s),
+            (_, Some((s, x))) if x == b => Some(s),
+            _ => None,
+        };
+        let Some(s) = found else { continue };
+        let x = graph.nodes[s].inputs[0];
+        let node = &mut graph.nodes[m];
+        node.op = Op::Unary(UnaryOp::Silu);
+        node.inputs = vec![x];
+        node.source_op = "SiLU".to_string();
+        dead.push(s);
+    }
+    remove_nodes(graph, &dead);
+    dead.len()
 }

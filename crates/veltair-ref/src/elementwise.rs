@@ -270,6 +270,7 @@ fn float_fn(u: UnaryOp) -> impl Fn(f64) -> f64 {
         UnaryOp::Cos => x.cos(),
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Silu => x / (1.0 + (-x).exp()),
         UnaryOp::Softplus => {
             if x > 30.0 {
                 x
