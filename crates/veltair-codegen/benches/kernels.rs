@@ -64,6 +64,13 @@ fn bench_code(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, flops: u64, code
     });
 }
 
+/// Batch-1 geometry of a square `k × k` convolution over an `hw × hw × c` image.
+fn square_conv(hw: usize, c: usize, k: usize, stride: usize, pad: usize) -> ConvGeometry {
+    let o = (hw + 2 * pad - k) / stride + 1;
+    let (stride, pad) = ((stride, stride), (pad, pad));
+    ConvGeometry { batch: 1, h: hw, w: hw, c, kh: k, kw: k, stride, dilation: (1, 1), pad, oh: o, ow: o }
+}
+
 /// Representative convolutions (NHWC, batch 1) as implicit-im2col GEMMs:
 /// (name, h=w, c_in, c_out, kernel, stride, pad).
 const CONVS: [(&str, usize, usize, usize, usize, usize, usize); 4] = [
@@ -77,20 +84,7 @@ fn convs(c: &mut Criterion) {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let mut g = c.benchmark_group("conv_1thread");
     for (name, hw, cin, cout, k, stride, pad) in CONVS {
-        let o = (hw + 2 * pad - k) / stride + 1;
-        let geo = ConvGeometry {
-            batch: 1,
-            h: hw,
-            w: hw,
-            c: cin,
-            kh: k,
-            kw: k,
-            stride: (stride, stride),
-            dilation: (1, 1),
-            pad: (pad, pad),
-            oh: o,
-            ow: o,
-        };
+        let geo = square_conv(hw, cin, k, stride, pad);
         let spec = GemmSpec {
             m: geo.m(),
             n: cout,
@@ -118,23 +112,10 @@ fn depthwise(c: &mut Criterion) {
     let mut g = c.benchmark_group("depthwise_1thread");
     for (name, hw, ch, k, stride) in DEPTHWISE {
         let pad = k / 2;
-        let o = (hw + 2 * pad - k) / stride + 1;
-        let geometry = ConvGeometry {
-            batch: 1,
-            h: hw,
-            w: hw,
-            c: ch,
-            kh: k,
-            kw: k,
-            stride: (stride, stride),
-            dilation: (1, 1),
-            pad: (pad, pad),
-            oh: o,
-            ow: o,
-        };
+        let geometry = square_conv(hw, ch, k, stride, pad);
         let spec = DepthwiseSpec { geometry, bias: true, activation: Activation::Clip { min: 0.0, max: 6.0 } };
         let code = compile_depthwise(&spec, &target).unwrap();
-        bench_code(&mut g, name, (2 * o * o * ch * k * k) as u64, &code, &target);
+        bench_code(&mut g, name, (2 * geometry.m() * ch * k * k) as u64, &code, &target);
     }
     g.finish();
 }

@@ -5,6 +5,7 @@
 
 use crate::shape::broadcast_shapes;
 use crate::{BinaryOp, EpilogueStep, Graph, Node, Op, Tensor, TensorData, UnaryOp, ValueId};
+use std::collections::HashMap;
 
 /// How many nodes read each value (graph outputs count as readers).
 fn reader_counts(graph: &Graph) -> Vec<usize> {
@@ -13,6 +14,11 @@ fn reader_counts(graph: &Graph) -> Vec<usize> {
         counts[id.0] += 1;
     }
     counts
+}
+
+/// The index of the node producing each computed value.
+fn producers(graph: &Graph) -> HashMap<ValueId, usize> {
+    graph.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |&o| (o, i))).collect()
 }
 
 /// Drops the nodes at the given indices.
@@ -37,8 +43,7 @@ fn constant_f32(graph: &Graph, id: Option<ValueId>) -> Option<&[f32]> {
 /// channel) and take over the BatchNormalization's output. Returns the number folded.
 pub fn fold_batch_norm(graph: &mut Graph) -> usize {
     let readers = reader_counts(graph);
-    let producer: std::collections::HashMap<ValueId, usize> =
-        graph.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |&o| (o, i))).collect();
+    let producer = producers(graph);
     let mut folded = Vec::new();
     for bn in 0..graph.nodes.len() {
         let Op::BatchNorm { epsilon } = graph.nodes[bn].op else { continue };
@@ -152,8 +157,7 @@ pub fn fuse_epilogues(graph: &mut Graph) -> usize {
 /// The first (anchor, reader) node pair that can be fused.
 fn next_fusion(graph: &Graph) -> Option<(usize, usize)> {
     let readers = reader_counts(graph);
-    let producer: std::collections::HashMap<ValueId, usize> =
-        graph.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |&o| (o, i))).collect();
+    let producer = producers(graph);
     for (i, node) in graph.nodes.iter().enumerate() {
         let out = node.outputs[0];
         if !is_anchor(&node.op) || node.outputs.len() != 1 || readers[out.0] != 1 || graph.outputs.contains(&out) {
@@ -173,8 +177,7 @@ fn next_fusion(graph: &Graph) -> Option<(usize, usize)> {
 /// sigmoid's output is read only by that Mul. Returns the number rewritten.
 pub fn recognize_silu(graph: &mut Graph) -> usize {
     let readers = reader_counts(graph);
-    let producer: std::collections::HashMap<ValueId, usize> =
-        graph.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |&o| (o, i))).collect();
+    let producer = producers(graph);
     let mut dead = Vec::new();
     for m in 0..graph.nodes.len() {
         let node = &graph.nodes[m];
