@@ -7,10 +7,12 @@ use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use std::hint::black_box;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
+use veltair_codegen::epilogue::Epilogue;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::probe::{fma_peak_kernel, peak_flops, CHAINS};
-use veltair_codegen::{fma_peak_256, Activation, LoadedKernel, MachineCode, OptLevel, Target};
+use veltair_codegen::{fma_peak_256, LoadedKernel, MachineCode, OptLevel, Target};
+use veltair_ir::UnaryOp;
 
 const PEAK_ITERS: usize = 200_000;
 
@@ -36,7 +38,7 @@ fn gemm(c: &mut Criterion) {
     let mut g = c.benchmark_group("gemm_1thread");
     for size in [256, 512, 1024] {
         let spec =
-            GemmSpec { m: size, n: size, k: size, a: ASource::Matrix, bias: Bias::None, activation: Activation::None };
+            GemmSpec { m: size, n: size, k: size, a: ASource::Matrix, bias: Bias::None, epilogue: Epilogue::default() };
         let s = schedule(size);
         let kernel = LoadedKernel::load(&compile_gemm(&spec, &s, &target).unwrap(), &target).unwrap();
         let mut a: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.1).collect();
@@ -91,7 +93,7 @@ fn convs(c: &mut Criterion) {
             k: geo.k(),
             a: ASource::Conv2d(geo),
             bias: Bias::PerCol,
-            activation: Activation::Relu,
+            epilogue: Epilogue::unary(UnaryOp::Relu),
         };
         let s = GemmSchedule { mr: 8, nr_vecs: 1, kc: 256, mc: 64, k_unroll: 4, max_threads: 1 };
         let code = compile_gemm(&spec, &s, &target).unwrap();
@@ -113,7 +115,11 @@ fn depthwise(c: &mut Criterion) {
     for (name, hw, ch, k, stride) in DEPTHWISE {
         let pad = k / 2;
         let geometry = square_conv(hw, ch, k, stride, pad);
-        let spec = DepthwiseSpec { geometry, bias: true, activation: Activation::Clip { min: 0.0, max: 6.0 } };
+        let spec = DepthwiseSpec {
+            geometry,
+            bias: true,
+            epilogue: Epilogue::unary(UnaryOp::Clip { min: Some(0.0), max: Some(6.0) }),
+        };
         let code = compile_depthwise(&spec, &target).unwrap();
         bench_code(&mut g, name, (2 * geometry.m() * ch * k * k) as u64, &code, &target);
     }

@@ -2,13 +2,14 @@
 //! numbers come from `cargo bench`).
 
 use std::time::Instant;
+use veltair_codegen::epilogue::Epilogue;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
-use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{LoadedKernel, OptLevel, Target};
 
 fn main() {
     let size: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(512);
     let spec =
-        GemmSpec { m: size, n: size, k: size, a: ASource::Matrix, bias: Bias::None, activation: Activation::None };
+        GemmSpec { m: size, n: size, k: size, a: ASource::Matrix, bias: Bias::None, epilogue: Epilogue::default() };
     for opt in [OptLevel::None] {
         let target = Target::x86_64_v3(opt).unwrap();
         for (mr, nv) in [(12, 1), (8, 1)] {

@@ -4,20 +4,22 @@
 //! the `R = N·OH` output rows.
 //!
 //! Argument table: `[input (N·H·W·C), weights (kh·kw·C₄), bias (C₄, if any), output
-//! (N·OH·OW·C)]`, with `C₄` the channel count rounded up to a multiple of 4.
+//! (N·OH·OW·C), epilogue operands…]`, with `C₄` the channel count rounded up to a multiple of 4.
+//! The epilogue sees the output as `[N·OH·OW, C]`.
 
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::epilogue::{Epilogue, Site};
 use crate::im2col::{self, ConvGeometry};
-use crate::{compile, Activation, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 
-/// A depthwise convolution: geometry (with `c` the channel count), bias, activation.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A depthwise convolution: geometry (with `c` the channel count), bias, fused epilogue.
+#[derive(Clone, Debug, PartialEq)]
 pub struct DepthwiseSpec {
     pub geometry: ConvGeometry,
     pub bias: bool,
-    pub activation: Activation,
+    pub epilogue: Epilogue,
 }
 
 impl DepthwiseSpec {
@@ -33,6 +35,7 @@ impl DepthwiseSpec {
             v.push(self.padded_channels());
         }
         v.push(g.batch * g.oh * g.ow * g.c);
+        v.extend(self.epilogue.arg_elems(g.batch * g.oh * g.ow, g.c));
         v
     }
 
@@ -64,27 +67,31 @@ pub fn compile_depthwise(spec: &DepthwiseSpec, target: &Target) -> Result<Machin
     if degenerate.contains(&0) || g.input_elems().max(g.batch * g.oh * g.ow * g.c) as u64 * 4 >= 1 << 31 {
         return Err(CodegenError::Schedule(format!("unsupported depthwise geometry {g:?}")));
     }
+    spec.epilogue.validate()?;
     let func = build_kernel(target, |b, params| {
         let input = params.arg(b, 0);
         let weights = params.arg(b, 1);
         let bias = spec.bias.then(|| params.arg(b, 2));
         let output = params.arg(b, 2 + spec.bias as usize);
+        let operands: Vec<Value> =
+            (0..spec.epilogue.operands.len()).map(|i| params.arg(b, 3 + spec.bias as usize + i)).collect();
         let (r0, r1) = thread_range(b, (g.batch * g.oh) as i64, params.thread, params.threads);
         counted_loop(b, r0, r1, 1, |b, r| {
             let zero = b.ins().iconst(types::I64, 0);
             let ow = b.ins().iconst(types::I64, g.ow as i64);
-            counted_loop(b, zero, ow, 1, |b, ox| pixel(b, spec, Ptrs { input, weights, bias, output }, r, ox));
+            let ptrs = Ptrs { input, weights, bias, output, operands: &operands };
+            counted_loop(b, zero, ow, 1, |b, ox| pixel(b, spec, &ptrs, r, ox));
         });
     });
     compile(func, target, spec.arg_elems())
 }
 
-#[derive(Clone, Copy)]
-struct Ptrs {
+struct Ptrs<'a> {
     input: Value,
     weights: Value,
     bias: Option<Value>,
     output: Value,
+    operands: &'a [Value],
 }
 
 /// A tap's byte offset into the input (its pixel's first channel) and whether it is inside.
@@ -94,7 +101,7 @@ struct TapSite {
 }
 
 /// All channels of output pixel `(row r = n·OH + oy, ox)`.
-fn pixel(b: &mut FunctionBuilder, spec: &DepthwiseSpec, p: Ptrs, r: Value, ox: Value) {
+fn pixel(b: &mut FunctionBuilder, spec: &DepthwiseSpec, p: &Ptrs, r: Value, ox: Value) {
     let g = &spec.geometry;
     let first = b.ins().imul_imm_s(r, g.ow as i64);
     let m = b.ins().iadd(first, ox);
@@ -115,22 +122,23 @@ fn pixel(b: &mut FunctionBuilder, spec: &DepthwiseSpec, p: Ptrs, r: Value, ox: V
         let end = b.ins().iconst(types::I64, full as i64);
         counted_loop(b, zero, end, 1, |b, cv| {
             let c_bytes = b.ins().imul_imm_s(cv, 16);
-            channels(b, spec, p, &sites, out_ptr, c_bytes, 4);
+            channels(b, spec, p, &sites, (m, out_ptr), c_bytes, 4);
         });
     }
     if !g.c.is_multiple_of(4) {
         let c_bytes = b.ins().iconst(types::I64, (full * 16) as i64);
-        channels(b, spec, p, &sites, out_ptr, c_bytes, g.c % 4);
+        channels(b, spec, p, &sites, (m, out_ptr), c_bytes, g.c % 4);
     }
 }
 
-/// One vector of `valid` channels starting at byte `c_bytes` of a pixel.
+/// One vector of `valid` channels starting at byte `c_bytes` of output pixel `m` (stored at
+/// `out_ptr`).
 fn channels(
     b: &mut FunctionBuilder,
     spec: &DepthwiseSpec,
-    p: Ptrs,
+    p: &Ptrs,
     sites: &[TapSite],
-    out_ptr: Value,
+    (m, out_ptr): (Value, Value),
     c_bytes: Value,
     valid: usize,
 ) {
@@ -156,7 +164,9 @@ fn channels(
         let w = b.ins().load(types::F32X4, mem(), w_base, t as i32 * cp4);
         acc = b.ins().fma(x, w, acc);
     }
-    let acc = spec.activation.apply(b, acc);
+    let col = b.ins().ushr_imm_u(c_bytes, 2);
+    let site = Site { row: m, col, lanes: valid };
+    let acc = spec.epilogue.apply(b, p.operands, spec.geometry.c, site, acc);
     let addr = b.ins().iadd(out_ptr, c_bytes);
     store_lanes(b, acc, addr, 0, valid);
 }

@@ -7,10 +7,12 @@
 //! 2. Every generated function has the signature `extern "C" fn(*const *mut u8, i64, i64)` and
 //!    touches memory only through its argument table, within `MachineCode::arg_elems[i]` f32
 //!    elements of entry `i`, as long as it runs on at most `MachineCode::max_threads` threads
-//!    (per-thread scratch is sized for that). `run` checks both before calling.
+//!    (per-thread scratch is sized for that). `run` and `run_in` check both before calling.
 //! 3. Calls with different `thread_index` values write disjoint parts of the outputs (the
 //!    generators partition the parallel loop by thread index), so concurrent calls on the same
 //!    buffers do not race.
+//! 4. Kernels never write the arguments that hold constants (packed weights, biases): their
+//!    outputs and scratch are always activation buffers.
 
 use crate::{CodegenError, MachineCode};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -57,47 +59,136 @@ impl LoadedKernel {
     /// Runs the kernel on `threads` threads (thread indices 0..threads) over `args`, each of
     /// which must hold at least the elements the kernel declared.
     pub fn run(&self, args: &mut [&mut [f32]], threads: usize) -> Result<(), CodegenError> {
-        if args.len() != self.arg_elems.len() {
+        self.check_arity(args.len())?;
+        for (i, (a, &need)) in args.iter().zip(&self.arg_elems).enumerate() {
+            check_len(i, a.len(), need)?;
+        }
+        let table: Vec<usize> = args.iter_mut().map(|a| a.as_mut_ptr() as usize).collect();
+        self.call(&table, Team::Scoped(threads.max(1)))
+    }
+
+    /// Runs the kernel over arguments that are regions of one activation `arena` or read-only
+    /// `constants`, on the threads of `team`. Distinct arena regions must be disjoint or
+    /// identical (identical regions are only ever read: a planner binds a kernel's outputs to
+    /// regions live at the same time as its inputs, hence disjoint from them).
+    pub fn run_in(
+        &self,
+        arena: &mut [f32],
+        constants: &[Vec<f32>],
+        args: &[ArgRef],
+        team: Team,
+    ) -> Result<(), CodegenError> {
+        self.check_arity(args.len())?;
+        let mut table = Vec::with_capacity(args.len());
+        for (i, (arg, &need)) in args.iter().zip(&self.arg_elems).enumerate() {
+            let ptr = match *arg {
+                ArgRef::Arena { offset, len } => {
+                    check_len(i, len, need)?;
+                    if offset.checked_add(len).is_none_or(|end| end > arena.len()) {
+                        return Err(CodegenError::Load(format!(
+                            "argument #{i} ({offset}+{len}) lies outside the {}-element arena",
+                            arena.len()
+                        )));
+                    }
+                    arena[offset..].as_mut_ptr() as usize
+                }
+                ArgRef::Const(c) => {
+                    let data = constants
+                        .get(c)
+                        .ok_or_else(|| CodegenError::Load(format!("argument #{i} names missing constant {c}")))?;
+                    check_len(i, data.len(), need)?;
+                    data.as_ptr() as usize
+                }
+            };
+            table.push(ptr);
+        }
+        for (i, a) in args.iter().enumerate() {
+            for b in &args[..i] {
+                if let (ArgRef::Arena { offset: o1, len: l1 }, ArgRef::Arena { offset: o2, len: l2 }) = (a, b) {
+                    let overlap = o1 < &(o2 + l2) && o2 < &(o1 + l1);
+                    if overlap && (o1, l1) != (o2, l2) {
+                        return Err(CodegenError::Load(format!("argument #{i} partly overlaps another")));
+                    }
+                }
+            }
+        }
+        self.call(&table, team)
+    }
+
+    fn check_arity(&self, given: usize) -> Result<(), CodegenError> {
+        if given != self.arg_elems.len() {
             return Err(CodegenError::Load(format!(
-                "{} buffers given, the kernel takes {}",
-                args.len(),
+                "{given} buffers given, the kernel takes {}",
                 self.arg_elems.len()
             )));
         }
-        for (i, (a, &need)) in args.iter().zip(&self.arg_elems).enumerate() {
-            if a.len() < need {
-                return Err(CodegenError::Load(format!(
-                    "buffer #{i} has {} elements, the kernel needs {need}",
-                    a.len()
-                )));
-            }
-        }
+        Ok(())
+    }
+
+    /// Calls the kernel once per thread of `team` over a checked pointer table.
+    fn call(&self, table: &[usize], team: Team) -> Result<(), CodegenError> {
+        let threads = team.width();
         if threads > self.max_threads {
             return Err(CodegenError::Load(format!(
                 "{threads} threads requested, the kernel supports {}",
                 self.max_threads
             )));
         }
-        let table: Vec<usize> = args.iter_mut().map(|a| a.as_mut_ptr() as usize).collect();
-        let threads = threads.max(1);
         let call = |t: usize| {
             // SAFETY: every table entry points to a live buffer at least as long as the kernel
-            // accesses (checked above, invariant 2); concurrent calls write disjoint regions
-            // (invariant 3); the buffers outlive the scope below.
+            // accesses (checked by the callers, invariant 2); concurrent calls write disjoint
+            // regions (invariant 3); constants are never written (invariant 4); the buffers
+            // outlive this function, which returns only after every call has finished.
             unsafe { (self.entry)(table.as_ptr() as *const *mut u8, t as i64, threads as i64) }
         };
-        if threads == 1 {
-            call(0);
-        } else {
-            std::thread::scope(|s| {
+        match team {
+            Team::Scoped(1) | Team::Pool(None) => call(0),
+            Team::Scoped(_) => std::thread::scope(|s| {
                 for t in 1..threads {
                     s.spawn(move || call(t));
                 }
                 call(0);
-            });
+            }),
+            Team::Pool(Some(pool)) => {
+                pool.broadcast(|ctx| call(ctx.index()));
+            }
         }
         Ok(())
     }
+}
+
+/// Where one argument-table entry points: a region of the activation arena or a constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgRef {
+    Arena { offset: usize, len: usize },
+    Const(usize),
+}
+
+/// The threads a kernel runs on.
+#[derive(Clone, Copy)]
+pub enum Team<'a> {
+    /// This many scoped threads, spawned for the call (tests and one-off runs).
+    Scoped(usize),
+    /// Every thread of a persistent pool, or only the calling thread (`None`).
+    Pool(Option<&'a rayon::ThreadPool>),
+}
+
+impl Team<'_> {
+    /// Threads the kernel runs on.
+    pub fn width(&self) -> usize {
+        match self {
+            Team::Scoped(n) => (*n).max(1),
+            Team::Pool(None) => 1,
+            Team::Pool(Some(p)) => p.current_num_threads(),
+        }
+    }
+}
+
+fn check_len(i: usize, have: usize, need: usize) -> Result<(), CodegenError> {
+    if have < need {
+        return Err(CodegenError::Load(format!("buffer #{i} has {have} elements, the kernel needs {need}")));
+    }
+    Ok(())
 }
 
 /// Measures nothing itself: runs `iters` rounds of 12 independent 256-bit FMAs (the width

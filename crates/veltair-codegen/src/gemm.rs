@@ -1,16 +1,17 @@
-//! GEMM layers: `C[M,N] = A[M,K] · B[K,N]` (+ bias, activation), with B a constant packed at
+//! GEMM layers: `C[M,N] = A[M,K] · B[K,N]` (+ bias, fused epilogue), with B a constant packed at
 //! compile time into panels of `nr` columns (`nr` = 4 or 8 lanes, zero padded) and A, the
 //! runtime operand, packed by the kernel itself into per-thread scratch, one `mc × kc` block at
 //! a time, as `[tile][k][mr]` so the register tile reads it contiguously. Loop nest (GotoBLAS):
 //! k-blocks of `kc` → row blocks of `mc` (pack A) → this thread's panels → register tiles of
 //! `mr` rows. Panels are the parallel loop: thread `t` of `T` takes panels `P·t/T .. P·(t+1)/T`.
+//! The last k-block adds the bias and applies the epilogue to the register tile before storing.
 //!
 //! Argument table: `[A (M·K), B packed (panels·K·nr), bias (M or N, if any), C (M·N),
-//! scratch (max_threads·mc·kc)]`.
+//! scratch (max_threads·mc·kc), epilogue operands…]`.
 
 use crate::builder::{build_kernel, counted_loop, if_then, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::epilogue::{Epilogue, Site};
 use crate::im2col::{self, ConvGeometry};
-use crate::Activation;
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Function, InstBuilder, Value};
@@ -37,14 +38,14 @@ pub enum ASource {
 }
 
 /// The problem: shapes, where A comes from, and the epilogue.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GemmSpec {
     pub m: usize,
     pub n: usize,
     pub k: usize,
     pub a: ASource,
     pub bias: Bias,
-    pub activation: Activation,
+    pub epilogue: Epilogue,
 }
 
 /// How the loops are tiled.
@@ -133,6 +134,7 @@ impl GemmSpec {
         }
         v.push(self.m * self.n);
         v.push(s.max_threads * s.scratch_per_thread(self));
+        v.extend(self.epilogue.arg_elems(self.m, self.n));
         v
     }
 }
@@ -157,6 +159,7 @@ pub fn pack_b(spec: &GemmSpec, s: &GemmSchedule, b: &[f32]) -> Vec<f32> {
 /// Generates and compiles the GEMM kernel.
 pub fn compile_gemm(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Result<MachineCode, CodegenError> {
     s.validate(spec)?;
+    spec.epilogue.validate()?;
     let mut code = compile(build(spec, s, target), target, spec.arg_elems(s))?;
     code.max_threads = s.max_threads;
     Ok(code)
@@ -177,6 +180,8 @@ struct Ctx {
     bp: Value,
     bias: Option<Value>,
     c: Value,
+    /// The epilogue operands' base pointers.
+    operands: Vec<Value>,
     /// This thread's packed-A buffer.
     ap: Value,
     /// This thread's panels: `[p0, p_full)` are full, and `has_last` says whether it also owns
@@ -192,6 +197,8 @@ struct KBlock {
     k0: Value,
     len: usize,
     init: Init,
+    /// The final k-block: its tiles are complete after it, so it applies bias and epilogue.
+    last: bool,
 }
 
 fn iconst(b: &mut FunctionBuilder, v: usize) -> Value {
@@ -210,6 +217,7 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
         let bias = (spec.bias != Bias::None).then(|| arg(b));
         let c = arg(b);
         let scratch = arg(b);
+        let operands = spec.epilogue.operands.iter().map(|_| arg(b)).collect();
         let per_thread = b.ins().imul_imm_s(params.thread, (s.scratch_per_thread(spec) * 4) as i64);
         let ap = b.ins().iadd(scratch, per_thread);
 
@@ -219,25 +227,24 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
         let full_v = iconst(b, full_panels);
         let p_full = b.ins().umin(p1, full_v);
         let has_last = (!spec.n.is_multiple_of(nr)).then(|| b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v));
-        let ctx = Ctx { spec: *spec, s: *s, a, bp, bias, c, ap, p0, p_full, has_last };
+        let ctx = Ctx { spec: spec.clone(), s: *s, a, bp, bias, c, operands, ap, p0, p_full, has_last };
 
+        // k-blocks: the first (accumulators start at zero), full middle ones in a loop, and the
+        // last (possibly partial), which finishes the tiles.
         let kc = s.kc.min(spec.k);
-        let full_blocks = spec.k / kc;
+        let blocks = spec.k.div_ceil(kc);
         let zero = iconst(b, 0);
-        k_block(b, &ctx, KBlock { k0: zero, len: kc, init: Init::Zero });
-        if full_blocks > 1 {
-            let (one, end) = (iconst(b, 1), iconst(b, full_blocks));
+        k_block(b, &ctx, KBlock { k0: zero, len: kc, init: Init::Zero, last: blocks == 1 });
+        if blocks > 2 {
+            let (one, end) = (iconst(b, 1), iconst(b, blocks - 1));
             counted_loop(b, one, end, 1, |b, kb| {
                 let k0 = b.ins().imul_imm_s(kb, kc as i64);
-                k_block(b, &ctx, KBlock { k0, len: kc, init: Init::LoadC });
+                k_block(b, &ctx, KBlock { k0, len: kc, init: Init::LoadC, last: false });
             });
         }
-        if !spec.k.is_multiple_of(kc) {
-            let k0 = iconst(b, full_blocks * kc);
-            k_block(b, &ctx, KBlock { k0, len: spec.k % kc, init: Init::LoadC });
-        }
-        if spec.bias != Bias::None || spec.activation != Activation::None {
-            for_each_panel(b, &ctx, |b, p, cols| epilogue(b, &ctx, p, cols));
+        if blocks > 1 {
+            let k0 = iconst(b, (blocks - 1) * kc);
+            k_block(b, &ctx, KBlock { k0, len: spec.k - (blocks - 1) * kc, init: Init::LoadC, last: true });
         }
     })
 }
@@ -436,42 +443,36 @@ fn tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, p: Value, cols: usize, m
     }
     for (i, row) in accs.iter().enumerate() {
         for (j, &var) in row.iter().enumerate() {
-            let v = b.use_var(var);
-            store_lanes(b, v, cb, ((i * n + 4 * j) * 4) as i32, lanes(cols, j));
+            let mut v = b.use_var(var);
+            let ln = lanes(cols, j);
+            if kb.last && ln > 0 {
+                let m = b.ins().iadd_imm_s(row0, i as i64);
+                v = finish(b, ctx, p, j, m, ln, v);
+            }
+            store_lanes(b, v, cb, ((i * n + 4 * j) * 4) as i32, ln);
         }
     }
 }
 
-/// Bias and activation over panel `p`'s columns of every row.
-fn epilogue(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, cols: usize) {
-    let nv = ctx.s.nr_vecs;
-    let (zero, m_end) = (iconst(b, 0), iconst(b, ctx.spec.m));
-    counted_loop(b, zero, m_end, 1, |b, m| {
-        let cb = c_base(b, ctx, p, m);
-        for j in 0..nv {
-            let ln = lanes(cols, j);
-            if ln == 0 {
-                continue;
-            }
-            let mut v = load_lanes(b, cb, (16 * j) as i32, ln);
-            match (ctx.spec.bias, ctx.bias) {
-                (Bias::PerRow, Some(bias)) => {
-                    let off = b.ins().ishl_imm_u(m, 2);
-                    let addr = b.ins().iadd(bias, off);
-                    let x = b.ins().load(types::F32, mem(), addr, 0);
-                    let bv = b.ins().splat(types::F32X4, x);
-                    v = b.ins().fadd(v, bv);
-                }
-                (Bias::PerCol, Some(bias)) => {
-                    let off = b.ins().imul_imm_s(p, (ctx.s.nr() * 4) as i64);
-                    let addr = b.ins().iadd(bias, off);
-                    let bv = load_lanes(b, addr, (16 * j) as i32, ln);
-                    v = b.ins().fadd(v, bv);
-                }
-                _ => {}
-            }
-            v = ctx.spec.activation.apply(b, v);
-            store_lanes(b, v, cb, (16 * j) as i32, ln);
+/// Bias and epilogue on the finished vector `j` of panel `p` in row `m` (`ln` valid lanes).
+fn finish(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, j: usize, m: Value, ln: usize, mut v: Value) -> Value {
+    let panel_col = b.ins().imul_imm_s(p, ctx.s.nr() as i64);
+    let col = b.ins().iadd_imm_s(panel_col, 4 * j as i64);
+    match (ctx.spec.bias, ctx.bias) {
+        (Bias::PerRow, Some(bias)) => {
+            let off = b.ins().ishl_imm_u(m, 2);
+            let addr = b.ins().iadd(bias, off);
+            let x = b.ins().load(types::F32, mem(), addr, 0);
+            let bv = b.ins().splat(types::F32X4, x);
+            v = b.ins().fadd(v, bv);
         }
-    });
+        (Bias::PerCol, Some(bias)) => {
+            let off = b.ins().ishl_imm_u(col, 2);
+            let addr = b.ins().iadd(bias, off);
+            let bv = load_lanes(b, addr, 0, ln);
+            v = b.ins().fadd(v, bv);
+        }
+        _ => {}
+    }
+    ctx.spec.epilogue.apply(b, &ctx.operands, ctx.spec.n, Site { row: m, col, lanes: ln }, v)
 }

@@ -5,17 +5,16 @@
 //! thread_count: i64)`, where `args` points to the layer's tensor pointers. The function
 //! computes its own share of the parallel loop, so the same code runs at any width.
 
-mod activation;
 mod builder;
 mod compile;
 pub mod depthwise;
+pub mod epilogue;
 mod exec;
 pub mod gemm;
 pub mod im2col;
 pub mod probe;
 mod target;
 
-pub use activation::Activation;
 pub use compile::{compile, CodegenError, MachineCode};
-pub use exec::{fma_peak_256, LoadedKernel};
+pub use exec::{fma_peak_256, ArgRef, LoadedKernel, Team};
 pub use target::{OptLevel, Target};

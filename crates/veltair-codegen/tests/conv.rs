@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{nchw_to_nhwc, values};
+use common::{apply_epilogue, epilogue_case, epilogue_operands, nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
-use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{LoadedKernel, OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
 
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn check(case: &Case, sched: GemmSchedule, threads: usize) -> Result<(), TestCaseError> {
+fn check(case: &Case, sched: GemmSchedule, threads: usize, epilogue: usize) -> Result<(), TestCaseError> {
     let Case { batch, h, w, c, cout, k: (kh, kw), stride, dilation, pads } = case.clone();
     let attrs = ConvAttrs {
         kernel: vec![kh, kw],
@@ -75,7 +75,7 @@ fn check(case: &Case, sched: GemmSchedule, threads: usize) -> Result<(), TestCas
         k: g.k(),
         a: ASource::Conv2d(g),
         bias: Bias::PerCol,
-        activation: Activation::Relu,
+        epilogue: epilogue_case(epilogue),
     };
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_gemm(&spec, &sched, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -96,14 +96,18 @@ fn check(case: &Case, sched: GemmSchedule, threads: usize) -> Result<(), TestCas
     let mut bp = pack_b(&spec, &sched, &bmat);
     let mut bias_v = bias.as_f32("b").unwrap().to_vec();
     let mut out = vec![f32::NAN; g.m() * cout];
-    let mut scratch = vec![f32::NAN; *code.arg_elems.last().unwrap()];
-    kernel.run(&mut [&mut x_nhwc, &mut bp, &mut bias_v, &mut out, &mut scratch], threads).unwrap();
+    let mut scratch = vec![f32::NAN; code.arg_elems[4]];
+    let mut operands = epilogue_operands(&spec.epilogue, g.m(), cout);
+    let mut args: Vec<&mut [f32]> = vec![&mut x_nhwc, &mut bp, &mut bias_v, &mut out, &mut scratch];
+    args.extend(operands.iter_mut().map(|o| o.as_mut_slice()));
+    kernel.run(&mut args, threads).unwrap();
 
     let wantv = want.as_f32("y").unwrap();
     for n in 0..batch {
         for co in 0..cout {
             for p in 0..oh * ow {
-                let expect = wantv[(n * cout + co) * oh * ow + p].max(0.0);
+                let raw = wantv[(n * cout + co) * oh * ow + p];
+                let expect = apply_epilogue(&spec.epilogue, &operands, cout, (n * oh * ow + p, co), raw);
                 let got = out[(n * oh * ow + p) * cout + co];
                 prop_assert!(
                     (got - expect).abs() <= 1e-4 * (g.k() as f32).sqrt() + 1e-5,
@@ -119,9 +123,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 120, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn implicit_gemm_conv_matches_reference(case in case(), mr in 1usize..=8, nv in 1usize..=2, kc in 1usize..40, mc_tiles in 1usize..4, u in 1usize..=4, threads in 1usize..=3) {
+    fn implicit_gemm_conv_matches_reference(case in case(), mr in 1usize..=8, nv in 1usize..=2, kc in 1usize..40, mc_tiles in 1usize..4, u in 1usize..=4, threads in 1usize..=3, epilogue in 0usize..5) {
         prop_assume!(mr * nv + nv < 16);
         let sched = GemmSchedule { mr, nr_vecs: nv, kc, mc: mc_tiles * mr, k_unroll: u, max_threads: 3 };
-        check(&case, sched, threads)?;
+        check(&case, sched, threads, epilogue)?;
     }
 }

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{nchw_to_nhwc, values};
+use common::{apply_epilogue, epilogue_case, epilogue_operands, nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::im2col::ConvGeometry;
-use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{LoadedKernel, OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
 
 #[allow(clippy::too_many_arguments)]
@@ -22,7 +22,7 @@ fn check(
     dilation: (usize, usize),
     pads: [usize; 4],
     bias: bool,
-    act: Activation,
+    epilogue: usize,
     threads: usize,
 ) -> Result<(), TestCaseError> {
     let attrs = ConvAttrs {
@@ -40,7 +40,7 @@ fn check(
     let want = veltair_ref::eval_op(&Op::Conv(attrs), &[Some(&x), Some(&wt), Some(&bt)]).unwrap().remove(0);
     let (oh, ow) = (want.shape()[2], want.shape()[3]);
     let g = ConvGeometry { batch, h, w, c, kh: k.0, kw: k.1, stride, dilation, pad: (pads[0], pads[1]), oh, ow };
-    let spec = DepthwiseSpec { geometry: g, bias, activation: act };
+    let spec = DepthwiseSpec { geometry: g, bias, epilogue: epilogue_case(epilogue) };
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_depthwise(&spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let kernel = LoadedKernel::load(&code, &target).unwrap();
@@ -53,17 +53,15 @@ fn check(
         args.push(&mut bp);
     }
     args.push(&mut out);
+    let mut operands = epilogue_operands(&spec.epilogue, batch * oh * ow, c);
+    args.extend(operands.iter_mut().map(|o| o.as_mut_slice()));
     kernel.run(&mut args, threads).unwrap();
     let wv = want.as_f32("y").unwrap();
     for n in 0..batch {
         for ci in 0..c {
             for p in 0..oh * ow {
                 let raw = wv[(n * c + ci) * oh * ow + p];
-                let expect = match act {
-                    Activation::None => raw,
-                    Activation::Relu => raw.max(0.0),
-                    Activation::Clip { min, max } => raw.max(min).min(max),
-                };
+                let expect = apply_epilogue(&spec.epilogue, &operands, c, (n * oh * ow + p, ci), raw);
                 let got = out[(n * oh * ow + p) * c + ci];
                 prop_assert!((got - expect).abs() <= 1e-5, "n {n} c {ci} pixel {p}: got {got}, want {expect}");
             }
@@ -79,10 +77,9 @@ proptest! {
     fn depthwise_matches_reference(
         batch in 1usize..3, h in 1usize..10, w in 1usize..10, c in 1usize..14,
         k in (1usize..6, 1usize..6), stride in (1usize..3, 1usize..3), dilation in (1usize..3, 1usize..3),
-        pads in [0usize..3, 0usize..3, 0usize..3, 0usize..3], bias in any::<bool>(), act in 0usize..3, threads in 1usize..4,
+        pads in [0usize..3, 0usize..3, 0usize..3, 0usize..3], bias in any::<bool>(), epilogue in 0usize..5, threads in 1usize..4,
     ) {
         prop_assume!(h + pads[0] + pads[2] > (k.0 - 1) * dilation.0 && w + pads[1] + pads[3] > (k.1 - 1) * dilation.1);
-        let act = [Activation::None, Activation::Relu, Activation::Clip { min: 0.0, max: 0.4 }][act];
-        check(batch, h, w, c, k, stride, dilation, pads, bias, act, threads)?;
+        check(batch, h, w, c, k, stride, dilation, pads, bias, epilogue, threads)?;
     }
 }

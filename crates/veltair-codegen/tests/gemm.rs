@@ -1,9 +1,12 @@
 //! Generated GEMM kernels against the reference evaluator, over random shapes (edge tiles in
 //! every dimension), random schedules, epilogues, thread counts 1..4 and both opt levels.
 
+mod common;
+
+use common::{apply_epilogue, epilogue_case, epilogue_operands};
 use proptest::prelude::*;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
-use veltair_codegen::{Activation, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{LoadedKernel, OptLevel, Target};
 use veltair_ir::{Op, Tensor};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -16,7 +19,7 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn reference(spec: &GemmSpec, a: &[f32], b: &[f32], bias: &[f32]) -> Vec<f32> {
+fn reference(spec: &GemmSpec, a: &[f32], b: &[f32], bias: &[f32], operands: &[Vec<f32>]) -> Vec<f32> {
     let ta = Tensor::from_f32(vec![spec.m, spec.k], a.to_vec()).unwrap();
     let tb = Tensor::from_f32(vec![spec.k, spec.n], b.to_vec()).unwrap();
     let c = veltair_ref::eval_op(&Op::MatMul, &[Some(&ta), Some(&tb)]).unwrap().remove(0);
@@ -29,11 +32,7 @@ fn reference(spec: &GemmSpec, a: &[f32], b: &[f32], bias: &[f32]) -> Vec<f32> {
                 Bias::PerRow => bias[m],
                 Bias::PerCol => bias[n],
             };
-            *v = match spec.activation {
-                Activation::None => *v,
-                Activation::Relu => v.max(0.0),
-                Activation::Clip { min, max } => v.max(min).min(max),
-            };
+            *v = apply_epilogue(&spec.epilogue, operands, spec.n, (m, n), *v);
         }
     }
     c
@@ -49,8 +48,9 @@ fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Re
     let mut bp = pack_b(&spec, &sched, &b);
     let mut bias = values(spec.m.max(spec.n), 3);
     let mut c = vec![f32::NAN; spec.m * spec.n];
-    let mut scratch = vec![f32::NAN; *code.arg_elems.last().unwrap()];
-    let want = reference(&spec, &a, &b, &bias);
+    let mut scratch = vec![f32::NAN; code.arg_elems[code.arg_elems.len() - 1 - spec.epilogue.operands.len()]];
+    let mut operands = epilogue_operands(&spec.epilogue, spec.m, spec.n);
+    let want = reference(&spec, &a, &b, &bias, &operands);
     {
         let mut args: Vec<&mut [f32]> = vec![&mut a, &mut bp];
         if spec.bias != Bias::None {
@@ -58,6 +58,7 @@ fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Re
         }
         args.push(&mut c);
         args.push(&mut scratch);
+        args.extend(operands.iter_mut().map(|o| o.as_mut_slice()));
         kernel.run(&mut args, threads).unwrap();
     }
     for (i, (got, want)) in c.iter().zip(&want).enumerate() {
@@ -73,13 +74,13 @@ fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Re
 }
 
 fn spec_strategy() -> impl Strategy<Value = GemmSpec> {
-    (1usize..40, 1usize..40, 1usize..70, 0usize..3, 0usize..3).prop_map(|(m, n, k, bias, act)| GemmSpec {
+    (1usize..40, 1usize..40, 1usize..70, 0usize..3, 0usize..5).prop_map(|(m, n, k, bias, epilogue)| GemmSpec {
         m,
         n,
         k,
         a: ASource::Matrix,
         bias: [Bias::None, Bias::PerRow, Bias::PerCol][bias],
-        activation: [Activation::None, Activation::Relu, Activation::Clip { min: -0.3, max: 0.5 }][act],
+        epilogue: epilogue_case(epilogue),
     })
 }
 
@@ -107,20 +108,20 @@ proptest! {
 
 #[test]
 fn large_tiles_and_many_k_blocks() {
-    let spec = GemmSpec { m: 100, n: 70, k: 300, a: ASource::Matrix, bias: Bias::PerCol, activation: Activation::Relu };
+    let spec = GemmSpec { m: 100, n: 70, k: 300, a: ASource::Matrix, bias: Bias::PerCol, epilogue: epilogue_case(3) };
     for sched in [
         GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, mc: 48, k_unroll: 8, max_threads: 3 },
         GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, mc: 120, k_unroll: 4, max_threads: 3 },
         GemmSchedule { mr: 8, nr_vecs: 1, kc: 300, mc: 8, k_unroll: 1, max_threads: 3 },
     ] {
-        run(spec, sched, 3, OptLevel::None).unwrap();
+        run(spec.clone(), sched, 3, OptLevel::None).unwrap();
     }
 }
 
 #[test]
 fn more_threads_than_the_scratch_allows_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, activation: Activation::None };
+    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default() };
     let s = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
     let code = compile_gemm(&spec, &s, &target).unwrap();
     let kernel = LoadedKernel::load(&code, &target).unwrap();
@@ -135,7 +136,7 @@ fn more_threads_than_the_scratch_allows_are_refused() {
 #[test]
 fn invalid_schedules_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, activation: Activation::None };
+    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default() };
     let ok = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
     assert!(compile_gemm(&spec, &ok, &target).is_ok());
     for bad in [

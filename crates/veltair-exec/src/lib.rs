@@ -1,0 +1,11 @@
+//! The executor: a model lowered to a [`Plan`] (generated layer kernels, packed constants and
+//! arena regions) runs step by step on one activation arena whose regions are reused by
+//! liveness, at a chosen thread count.
+
+mod arena;
+mod plan;
+mod runner;
+
+pub use arena::{plan_arena, Lifetime};
+pub use plan::{Plan, Port, Step};
+pub use runner::{ExecError, Executor, StepTime};

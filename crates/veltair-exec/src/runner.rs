@@ -1,0 +1,102 @@
+//! Runs a [`Plan`]: loads its kernels, owns the arena and a thread pool of the chosen width,
+//! copies inputs in, calls each step's kernel on every thread, copies outputs out.
+
+use crate::Plan;
+use std::time::{Duration, Instant};
+use veltair_codegen::{CodegenError, LoadedKernel, Target, Team};
+
+/// Why a plan cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Kernel(#[from] CodegenError),
+    #[error("model expects {expected} inputs, {given} given")]
+    InputCount { expected: usize, given: usize },
+    #[error("input `{name}` needs {expected} values, {given} given")]
+    InputSize { name: String, expected: usize, given: usize },
+    #[error("cannot start {0} worker threads: {1}")]
+    Pool(usize, String),
+    #[error("step `{label}`: {source}")]
+    Step { label: String, source: CodegenError },
+}
+
+/// How long one step took in a profiled run.
+#[derive(Clone, Debug)]
+pub struct StepTime {
+    pub label: String,
+    pub elapsed: Duration,
+}
+
+/// A plan loaded for execution at a fixed width.
+pub struct Executor {
+    plan: Plan,
+    kernels: Vec<LoadedKernel>,
+    arena: Vec<f32>,
+    /// `None` when running on the calling thread alone.
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Executor {
+    /// Maps the plan's kernels and prepares an arena and `threads` workers.
+    pub fn new(plan: Plan, target: &Target, threads: usize) -> Result<Executor, ExecError> {
+        let kernels = plan.kernels.iter().map(|k| LoadedKernel::load(k, target)).collect::<Result<Vec<_>, _>>()?;
+        let pool = match threads {
+            0 | 1 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("veltair-worker-{i}"))
+                    .build()
+                    .map_err(|e| ExecError::Pool(n, e.to_string()))?,
+            ),
+        };
+        let arena = vec![0.0; plan.arena_elems];
+        Ok(Executor { plan, kernels, arena, pool })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Runs the model on `inputs` (in port order, ONNX layout) and returns its outputs.
+    pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>, ExecError> {
+        self.run_with(inputs, |_, _| {})
+    }
+
+    /// Like [`Executor::run`], also returning how long each step took.
+    pub fn run_profiled(&mut self, inputs: &[&[f32]]) -> Result<(Vec<Vec<f32>>, Vec<StepTime>), ExecError> {
+        let mut times = Vec::with_capacity(self.plan.steps.len());
+        let outputs =
+            self.run_with(inputs, |label, elapsed| times.push(StepTime { label: label.to_string(), elapsed }))?;
+        Ok((outputs, times))
+    }
+
+    fn run_with(
+        &mut self,
+        inputs: &[&[f32]],
+        mut on_step: impl FnMut(&str, Duration),
+    ) -> Result<Vec<Vec<f32>>, ExecError> {
+        let plan = &self.plan;
+        if inputs.len() != plan.inputs.len() {
+            return Err(ExecError::InputCount { expected: plan.inputs.len(), given: inputs.len() });
+        }
+        for (port, data) in plan.inputs.iter().zip(inputs) {
+            if data.len() != port.elems() {
+                return Err(ExecError::InputSize {
+                    name: port.name.clone(),
+                    expected: port.elems(),
+                    given: data.len(),
+                });
+            }
+            self.arena[port.offset..port.offset + data.len()].copy_from_slice(data);
+        }
+        for step in &plan.steps {
+            let start = Instant::now();
+            self.kernels[step.kernel]
+                .run_in(&mut self.arena, &plan.constants, &step.args, Team::Pool(self.pool.as_ref()))
+                .map_err(|source| ExecError::Step { label: step.label.clone(), source })?;
+            on_step(&step.label, start.elapsed());
+        }
+        Ok(plan.outputs.iter().map(|p| self.arena[p.offset..p.offset + p.elems()].to_vec()).collect())
+    }
+}

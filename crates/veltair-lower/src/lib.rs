@@ -1,0 +1,1 @@
+//! Lowering a graph of layers to an executable plan.
