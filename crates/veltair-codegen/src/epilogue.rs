@@ -3,6 +3,7 @@
 //! operands (residuals, per-channel scales) through the kernel's argument table.
 
 use crate::builder::{load_lanes, mem};
+use crate::pointwise::{binary_supported, emit_binary, emit_unary, unary_supported};
 use crate::CodegenError;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -131,51 +132,5 @@ impl Epilogue {
                 load_lanes(b, addr, 0, site.lanes)
             }
         }
-    }
-}
-
-fn unary_supported(op: &UnaryOp) -> bool {
-    matches!(op, UnaryOp::Relu | UnaryOp::Clip { .. })
-}
-
-fn emit_unary(b: &mut FunctionBuilder, op: &UnaryOp, v: Value) -> Value {
-    let splat = |b: &mut FunctionBuilder, x: f32| {
-        let c = b.ins().f32const(x);
-        b.ins().splat(types::F32X4, c)
-    };
-    match op {
-        UnaryOp::Relu => {
-            let z = splat(b, 0.0);
-            b.ins().fmax(v, z)
-        }
-        UnaryOp::Clip { min, max } => {
-            let mut v = v;
-            if let Some(lo) = min {
-                let lo = splat(b, *lo as f32);
-                v = b.ins().fmax(v, lo);
-            }
-            if let Some(hi) = max {
-                let hi = splat(b, *hi as f32);
-                v = b.ins().fmin(v, hi);
-            }
-            v
-        }
-        _ => unreachable!("validated"),
-    }
-}
-
-fn binary_supported(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Max | BinaryOp::Min)
-}
-
-fn emit_binary(b: &mut FunctionBuilder, op: BinaryOp, x: Value, y: Value) -> Value {
-    match op {
-        BinaryOp::Add => b.ins().fadd(x, y),
-        BinaryOp::Sub => b.ins().fsub(x, y),
-        BinaryOp::Mul => b.ins().fmul(x, y),
-        BinaryOp::Div => b.ins().fdiv(x, y),
-        BinaryOp::Max => b.ins().fmax(x, y),
-        BinaryOp::Min => b.ins().fmin(x, y),
-        _ => unreachable!("validated"),
     }
 }

@@ -7,12 +7,17 @@
 
 mod builder;
 mod compile;
+pub mod copy;
 pub mod depthwise;
 pub mod epilogue;
 mod exec;
 pub mod gemm;
 pub mod im2col;
+pub mod math;
+pub mod pointwise;
+pub mod pool;
 pub mod probe;
+pub mod rowwise;
 mod target;
 
 pub use compile::{compile, CodegenError, MachineCode};

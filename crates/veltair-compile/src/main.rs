@@ -1,9 +1,11 @@
-//! `veltair-compile`: the compiler's command line. Today it has `check`, which imports a model,
-//! lists its layers and, given ONNX backend-test data, runs the reference evaluator and
-//! compares with the expected outputs.
+//! `veltair-compile`: the compiler's command line. `check` imports a model, lists its layers
+//! and, given ONNX backend-test data, runs the reference evaluator and compares with the
+//! expected outputs; `run` lowers the model to generated code, runs and times it in-process.
 
 mod check;
+mod model;
 mod report;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +26,12 @@ enum Command {
     /// Exit status: 0 when the model imports (and every output is within tolerance),
     /// 1 when an output mismatches, 2 when the model cannot be imported or evaluated.
     Check(check::CheckArgs),
+    /// Lower a model to generated machine code and run it in-process: compare with
+    /// backend-test data (`--data`) and time it (`--repeat`, `--profile` per layer).
+    ///
+    /// Exit status: 0 when it runs (and every output is within tolerance), 1 when an output
+    /// mismatches, 2 when the model cannot be imported, lowered or run.
+    Run(run::RunArgs),
 }
 
 /// A `NAME=DIMS` pin such as `input=1x3x224x224`.
@@ -59,6 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

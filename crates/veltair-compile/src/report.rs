@@ -1,5 +1,6 @@
 //! What `check` reports, as text for people and as one JSON object for tools.
 
+use crate::model::PassCounts;
 use serde_json::{json, Value};
 use veltair_ir::{Graph, NodeStats};
 use veltair_ref::Comparison;
@@ -20,13 +21,6 @@ pub struct OutputResult {
 pub struct DataResult {
     pub dir: String,
     pub outputs: Vec<OutputResult>,
-}
-
-/// What the graph passes did.
-pub struct PassCounts {
-    pub folded_batch_norms: usize,
-    pub silus: usize,
-    pub fused_nodes: usize,
 }
 
 pub struct CheckReport {

@@ -1,1 +1,15 @@
-//! Lowering a graph of layers to an executable plan.
+//! Lowering: a graph of layers (after the graph passes) to an executable [`Plan`] of
+//! generated kernels. Images flow channels-last (NHWC) between layers that want it
+//! (convolutions, pooling, element-wise chains on images); everything else sees ONNX order,
+//! with transposing copies inserted where the two meet and at the model's boundaries.
+//! Reshapes are views; identical kernels are compiled once.
+
+mod builder;
+mod layers;
+mod layout;
+mod lowerer;
+mod schedule;
+mod simple;
+
+pub use lowerer::{lower, LowerError, LowerOptions};
+pub use veltair_exec::Plan;

@@ -1,0 +1,91 @@
+//! Loading a model the way every subcommand needs it: import with pinned shapes, binding
+//! shape-fixing inputs to the first data set's values, then the graph passes.
+
+use crate::InputShape;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_silu};
+use veltair_ir::{Graph, Tensor};
+use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
+
+/// How many nodes each graph pass changed.
+pub struct PassCounts {
+    pub folded_batch_norms: usize,
+    pub silus: usize,
+    pub fused_nodes: usize,
+}
+
+/// An imported model with its backend-test data sets.
+pub struct Loaded {
+    pub model: OnnxModel,
+    pub graph: Graph,
+    pub input_names: Vec<String>,
+    /// Inputs fixed to the first data set's values because they determine shapes.
+    pub bound: Vec<String>,
+    pub data: Vec<(PathBuf, DataSet)>,
+}
+
+impl Loaded {
+    /// Imports `path`, pinning `shapes` and binding shape-fixing inputs from `data_dirs[0]`.
+    pub fn load(path: &Path, shapes: &[InputShape], data_dirs: &[PathBuf]) -> Result<Loaded, String> {
+        let model = OnnxModel::load(path).map_err(|e| e.to_string())?;
+        let mut opts = ImportOptions::default();
+        for s in shapes {
+            opts.input_shapes.insert(s.name.clone(), s.dims.clone());
+        }
+        let input_names = model.input_names();
+        let mut data = Vec::new();
+        for dir in data_dirs {
+            let set = DataSet::load(dir)?;
+            if set.inputs.len() != input_names.len() {
+                return Err(format!(
+                    "{} has {} input files, the model has {} inputs ({})",
+                    dir.display(),
+                    set.inputs.len(),
+                    input_names.len(),
+                    input_names.join(", ")
+                ));
+            }
+            data.push((dir.clone(), set));
+        }
+        let samples: HashMap<String, Tensor> = match data.first() {
+            Some((_, set)) => input_names.iter().cloned().zip(set.inputs.iter().cloned()).collect(),
+            None => HashMap::new(),
+        };
+        let (graph, bound) = model.import_for_samples(&opts, &samples).map_err(|e| e.to_string())?;
+        for (dir, set) in &data {
+            for name in &bound {
+                let i = input_names.iter().position(|n| n == name).expect("bound inputs are model inputs");
+                if set.inputs[i] != samples[name] {
+                    return Err(format!(
+                        "input '{name}' fixes a shape and must be equal in every --data set; {} differs",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+        Ok(Loaded { model, graph, input_names, bound, data })
+    }
+
+    /// Runs the graph passes that turn the imported graph into layers.
+    pub fn apply_passes(&mut self) -> PassCounts {
+        PassCounts {
+            folded_batch_norms: fold_batch_norm(&mut self.graph),
+            silus: recognize_silu(&mut self.graph),
+            fused_nodes: fuse_epilogues(&mut self.graph),
+        }
+    }
+
+    /// A data set's inputs in graph-input order.
+    pub fn feeds(&self, set: &DataSet) -> Vec<Tensor> {
+        self.graph
+            .inputs
+            .iter()
+            .map(|&id| {
+                let name = &self.graph.value(id).name;
+                let i = self.input_names.iter().position(|n| n == name).expect("graph inputs are model inputs");
+                set.inputs[i].clone()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,272 @@
+//! Lowering of compute layers: convolutions (implicit-im2col GEMM, 1x1 as plain GEMM,
+//! depthwise), Gemm and MatMul with a constant right operand, each with its fused element-wise
+//! epilogue applied in registers when the generator supports every step, else by a following
+//! element-wise kernel.
+
+use crate::builder::Arg;
+use crate::layout::{align_rank, Layout};
+use crate::lowerer::{unsupported, Fail, Lowerer};
+use crate::schedule::gemm_schedule;
+use crate::simple::Source;
+use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
+use veltair_codegen::epilogue::{Epilogue, Operand, Step};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSpec};
+use veltair_codegen::im2col::ConvGeometry;
+use veltair_codegen::pointwise::PointwiseStep;
+use veltair_ir::{ConvAttrs, EpilogueStep, Node, Op, ValueId};
+
+/// The layer's result (logical shape and stored layout) for epilogue operand classification.
+struct ResultView {
+    shape: Vec<usize>,
+    layout: Layout,
+}
+
+impl Lowerer<'_> {
+    pub fn layer(&mut self, node: &Node, main: &Op, main_inputs: usize, steps: &[EpilogueStep]) -> Result<(), Fail> {
+        match main {
+            Op::Conv(attrs) => self.conv(node, attrs, main_inputs, steps),
+            Op::Gemm { alpha, beta, trans_a, trans_b } => {
+                if *trans_a {
+                    return unsupported("Gemm with transA");
+                }
+                self.gemm(node, main_inputs, (*alpha, *beta, *trans_b), steps)
+            }
+            Op::MatMul => self.gemm(node, main_inputs, (1.0, 1.0, false), steps),
+            other => unsupported(format!("fused layer around {other:?}")),
+        }
+    }
+
+    fn constant_f32(&self, v: Option<ValueId>, what: &str) -> Result<Vec<f32>, Fail> {
+        let Some(v) = v else { return unsupported(format!("missing {what}")) };
+        let value = self.graph.value(v);
+        match &value.constant {
+            Some(t) => Ok(t.as_f32(&value.name).map_err(|e| Fail::Unsupported(e.to_string()))?.to_vec()),
+            None => unsupported(format!(
+                "{what} `{}` is computed at run time (only constant weights are packed)",
+                value.name
+            )),
+        }
+    }
+
+    /// Classifies the epilogue's operands against the result; `None` when some operand or step
+    /// cannot be fused (the caller then runs the steps as a separate element-wise kernel).
+    fn epilogue(
+        &mut self,
+        node: &Node,
+        steps: &[EpilogueStep],
+        view: &ResultView,
+    ) -> Result<Option<(Epilogue, Vec<Arg>)>, Fail> {
+        let mut e = Epilogue::default();
+        let mut args = Vec::new();
+        let rank = view.shape.len();
+        for step in steps {
+            match step {
+                EpilogueStep::Unary(u) => e.steps.push(Step::Unary(*u)),
+                EpilogueStep::Binary { op, input, operand_first } => {
+                    let v = node.inputs[*input].expect("epilogue operands are present");
+                    let shape = align_rank(self.shape(v), rank);
+                    let numel: usize = shape.iter().product();
+                    let per_col = shape[..rank - 1].iter().all(|&d| d == 1) && shape[rank - 1] == view.shape[rank - 1];
+                    let per_channel = rank == 4 && shape == [1, view.shape[1], 1, 1];
+                    let (operand, layout) = if numel == 1 {
+                        (Operand::Scalar, Layout::Plain)
+                    } else if shape == view.shape {
+                        (Operand::Full, view.layout)
+                    } else if view.layout == Layout::Nhwc && per_channel || view.layout == Layout::Plain && per_col {
+                        (Operand::PerCol, Layout::Plain)
+                    } else {
+                        return Ok(None);
+                    };
+                    e.operands.push(operand);
+                    args.push(self.get(v, layout)?);
+                    e.steps.push(Step::Binary {
+                        op: *op,
+                        operand: e.operands.len() - 1,
+                        operand_first: *operand_first,
+                    });
+                }
+            }
+        }
+        Ok(e.validate().is_ok().then_some((e, args)))
+    }
+
+    /// Runs `steps` after a layer whose result `tmp` (stored in `layout`) could not take them.
+    fn unfused(&mut self, node: &Node, steps: &[EpilogueStep], tmp: Arg, layout: Layout) -> Result<(), Fail> {
+        let out = node.outputs[0];
+        let mut sources = vec![Source::Temp(tmp, layout, self.shape(out).to_vec())];
+        let mut pw = Vec::new();
+        for step in steps {
+            pw.push(match step {
+                EpilogueStep::Unary(u) => PointwiseStep::Unary(*u),
+                EpilogueStep::Binary { op, input, operand_first } => {
+                    sources.push(Source::Value(node.inputs[*input].expect("epilogue operands are present")));
+                    PointwiseStep::Binary { op: *op, input: sources.len() - 1, operand_first: *operand_first }
+                }
+            });
+        }
+        self.pointwise(&format!("{} epilogue", node.name), sources, pw, out)
+    }
+
+    fn conv(&mut self, node: &Node, attrs: &ConvAttrs, main_inputs: usize, steps: &[EpilogueStep]) -> Result<(), Fail> {
+        let x = node.inputs[0].expect("conv input");
+        let (xs, ws) = (self.shape(x).to_vec(), self.shape(node.inputs[1].expect("conv weight")).to_vec());
+        let out = node.outputs[0];
+        let ys = self.shape(out).to_vec();
+        if xs.len() != 4 {
+            return unsupported(format!("{}-D convolution (only 2-D is generated)", xs.len() - 2));
+        }
+        let w = self.constant_f32(node.inputs[1], "convolution weight")?;
+        let bias = match node.inputs.get(2).copied().flatten().filter(|_| main_inputs > 2) {
+            Some(b) => Some(self.constant_f32(Some(b), "convolution bias")?),
+            None => None,
+        };
+        let (cin, cout, kh, kw) = (xs[1], ws[0], ws[2], ws[3]);
+        let g = ConvGeometry {
+            batch: xs[0],
+            h: xs[2],
+            w: xs[3],
+            c: cin,
+            kh,
+            kw,
+            stride: (attrs.strides[0], attrs.strides[1]),
+            dilation: (attrs.dilations[0], attrs.dilations[1]),
+            pad: (attrs.pads_begin[0], attrs.pads_begin[1]),
+            oh: ys[2],
+            ow: ys[3],
+        };
+        let view = ResultView { shape: ys.clone(), layout: Layout::Nhwc };
+        let fused = self.epilogue(node, steps, &view)?;
+        let (epilogue, operand_args) = fused.clone().unwrap_or_default();
+        let input = self.get(x, Layout::Nhwc)?;
+        let dst = if fused.is_some() || steps.is_empty() {
+            self.define(out, Layout::Nhwc)
+        } else {
+            Arg::Buf(self.plan.buffer(ys.iter().product()))
+        };
+        let work = self.work(node);
+        if attrs.group == cin && cout == cin && ws[1] == 1 && cin > 1 {
+            let spec = DepthwiseSpec { geometry: g, bias: bias.is_some(), epilogue };
+            let k = self.kernel(format!("{spec:?}"), |t| compile_depthwise(&spec, t))?;
+            let mut args = vec![input, self.plan.constant(spec.pack_weights(&w))];
+            if let Some(b) = &bias {
+                args.push(self.plan.constant(spec.pack_bias(b)));
+            }
+            args.push(dst);
+            args.extend(operand_args);
+            self.plan.step(&node.name, k, args, work);
+        } else if attrs.group == 1 {
+            let pointwise = kh == 1
+                && kw == 1
+                && g.stride == (1, 1)
+                && attrs.pads_begin.iter().chain(&attrs.pads_end).all(|&p| p == 0);
+            let a = if pointwise { ASource::Matrix } else { ASource::Conv2d(g) };
+            let spec = GemmSpec {
+                m: g.m(),
+                n: cout,
+                k: g.k(),
+                a,
+                bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
+                epilogue,
+            };
+            let sched = gemm_schedule(spec.m, spec.k, self.options.max_threads);
+            // B[(ky·kw + kx)·cin + ci][co] = W[co][ci][ky][kx].
+            let mut bmat = vec![0f32; g.k() * cout];
+            for co in 0..cout {
+                for ci in 0..cin {
+                    for t in 0..kh * kw {
+                        bmat[(t * cin + ci) * cout + co] = w[(co * cin + ci) * kh * kw + t];
+                    }
+                }
+            }
+            let k = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
+            let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + bias.is_some() as usize]);
+            let mut args = vec![input, self.plan.constant(pack_b(&spec, &sched, &bmat))];
+            if let Some(b) = bias {
+                args.push(self.plan.constant(b));
+            }
+            args.extend([dst, Arg::Buf(scratch)]);
+            args.extend(operand_args);
+            self.plan.step(&node.name, k, args, work);
+        } else {
+            return unsupported(format!("grouped convolution (group {})", attrs.group));
+        }
+        if fused.is_none() && !steps.is_empty() {
+            self.unfused(node, steps, dst, Layout::Nhwc)?;
+        }
+        Ok(())
+    }
+
+    /// Gemm (`alpha`, `beta`, `trans_b`) or MatMul: runtime A `[…, M, K]` times constant B.
+    fn gemm(
+        &mut self,
+        node: &Node,
+        main_inputs: usize,
+        (alpha, beta, trans_b): (f32, f32, bool),
+        steps: &[EpilogueStep],
+    ) -> Result<(), Fail> {
+        let a = node.inputs[0].expect("gemm input");
+        let bv = node.inputs[1].expect("gemm weight");
+        let out = node.outputs[0];
+        let (xs, bs, ys) = (self.shape(a).to_vec(), self.shape(bv).to_vec(), self.shape(out).to_vec());
+        if bs.len() != 2 || xs.len() < 2 {
+            return unsupported("MatMul with a batched or 1-D operand");
+        }
+        let b = self.constant_f32(Some(bv), "right operand")?;
+        let (k, n) = if trans_b { (bs[1], bs[0]) } else { (bs[0], bs[1]) };
+        let m = xs.iter().product::<usize>() / k;
+        let mut bmat = vec![0f32; k * n];
+        for kk in 0..k {
+            for nn in 0..n {
+                bmat[kk * n + nn] = alpha * if trans_b { b[nn * k + kk] } else { b[kk * n + nn] };
+            }
+        }
+        // Gemm's C: a per-column bias (scaled by beta) or a full addend, as an epilogue step.
+        let mut bias = None;
+        let mut steps = steps.to_vec();
+        if let Some(c) = node.inputs.get(2).copied().flatten().filter(|_| main_inputs > 2) {
+            let cs = align_rank(self.shape(c), 2);
+            match (&self.graph.value(c).constant, cs[0] == 1 && cs[1] == n && beta != 0.0) {
+                (Some(_), true) => {
+                    let mut data = self.constant_f32(Some(c), "bias")?;
+                    data.iter_mut().for_each(|x| *x *= beta);
+                    bias = Some(data);
+                }
+                _ if beta == 1.0 => steps
+                    .insert(0, EpilogueStep::Binary { op: veltair_ir::BinaryOp::Add, input: 2, operand_first: false }),
+                _ => return unsupported("Gemm whose C is scaled by beta and not a per-column bias"),
+            }
+        }
+        let view = ResultView { shape: ys.clone(), layout: Layout::Plain };
+        let fused = self.epilogue(node, &steps, &view)?;
+        let (epilogue, operand_args) = fused.clone().unwrap_or_default();
+        let input = self.get(a, Layout::Plain)?;
+        let dst = if fused.is_some() || steps.is_empty() {
+            self.define(out, Layout::Plain)
+        } else {
+            Arg::Buf(self.plan.buffer(ys.iter().product()))
+        };
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            a: ASource::Matrix,
+            bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
+            epilogue,
+        };
+        let sched = gemm_schedule(m, k, self.options.max_threads);
+        let kernel = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
+        let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + bias.is_some() as usize]);
+        let mut args = vec![input, self.plan.constant(pack_b(&spec, &sched, &bmat))];
+        if let Some(bias) = bias {
+            args.push(self.plan.constant(bias));
+        }
+        args.extend([dst, Arg::Buf(scratch)]);
+        args.extend(operand_args);
+        let work = self.work(node);
+        self.plan.step(&node.name, kernel, args, work);
+        if fused.is_none() && !steps.is_empty() {
+            self.unfused(node, &steps, dst, Layout::Plain)?;
+        }
+        Ok(())
+    }
+}

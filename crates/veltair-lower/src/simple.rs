@@ -1,0 +1,271 @@
+//! Lowering of the layers that are not GEMM-shaped: element-wise chains, pooling, softmax,
+//! layer normalisation, reductions over trailing axes, and data movement (reshape views,
+//! transpose, concat, slice, expand).
+
+use crate::builder::Arg;
+use crate::layout::{align_rank, stored_axis, stored_shape, Layout};
+use crate::lowerer::{unsupported, Fail, Lowerer};
+use veltair_codegen::copy::CopySpec;
+use veltair_codegen::im2col::ConvGeometry;
+use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
+use veltair_codegen::pool::{compile_global_pool, compile_pool, PoolKind, PoolSpec};
+use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
+use veltair_ir::{BinaryOp, Node, Op, PoolAttrs, ValueId};
+
+/// An element-wise kernel input: a graph value, or a layer's intermediate result.
+pub enum Source {
+    Value(ValueId),
+    Temp(Arg, Layout, Vec<usize>),
+}
+
+impl Lowerer<'_> {
+    pub fn simple(&mut self, node: &Node) -> Result<(), Fail> {
+        let input = |i: usize| node.inputs.get(i).copied().flatten();
+        let x = input(0).expect("every lowered operator has a first input");
+        let out = node.outputs[0];
+        if node.outputs.len() > 1 && !matches!(node.op, Op::Split { .. }) {
+            return unsupported("extra outputs (indices, statistics) are not generated");
+        }
+        match &node.op {
+            Op::Unary(u) => self.pointwise(&node.name, vec![Source::Value(x)], vec![PointwiseStep::Unary(*u)], out),
+            Op::Binary(op) => {
+                let y = input(1).expect("binary operand");
+                let steps = vec![PointwiseStep::Binary { op: *op, input: 1, operand_first: false }];
+                self.pointwise(&node.name, vec![Source::Value(x), Source::Value(y)], steps, out)
+            }
+            Op::BatchNorm { epsilon } => self.batch_norm(node, *epsilon),
+            Op::MaxPool(p) => self.pool(node, p, PoolKind::Max),
+            Op::AveragePool(p) => self.pool(node, p, PoolKind::Average { count_include_pad: p.count_include_pad }),
+            Op::GlobalAveragePool | Op::GlobalMaxPool => {
+                let xs = self.shape(x).to_vec();
+                if xs.len() != 4 {
+                    return unsupported("global pooling over other than 2 spatial axes");
+                }
+                let max = matches!(node.op, Op::GlobalMaxPool);
+                let src = self.get(x, Layout::Nhwc)?;
+                let k = self.kernel(format!("global pool {xs:?} {max}"), |t| {
+                    compile_global_pool(xs[0], xs[2] * xs[3], xs[1], max, t)
+                })?;
+                let dst = self.define(out, Layout::Nhwc);
+                let work = self.work(node);
+                self.plan.step(&node.name, k, vec![src, dst], work);
+                Ok(())
+            }
+            Op::Softmax { axis, log, coerce_2d } => {
+                let xs = self.shape(x).to_vec();
+                if !coerce_2d && xs[axis + 1..].iter().any(|&d| d != 1) {
+                    return unsupported("softmax over an axis that is not the last");
+                }
+                let len = xs[*axis..].iter().product::<usize>();
+                let rows = xs.iter().product::<usize>() / len.max(1);
+                let src = self.get(x, Layout::Plain)?;
+                let k = self.kernel(format!("softmax {rows} {len} {log}"), |t| compile_softmax(rows, len, *log, t))?;
+                let dst = self.define(out, Layout::Plain);
+                let work = self.work(node);
+                self.plan.step(&node.name, k, vec![src, dst], work);
+                Ok(())
+            }
+            Op::LayerNorm { axis, epsilon } => {
+                let xs = self.shape(x).to_vec();
+                let len = xs[*axis..].iter().product::<usize>();
+                let rows = xs.iter().product::<usize>() / len.max(1);
+                let mut args = vec![self.get(x, Layout::Plain)?];
+                for i in 1..node.inputs.len().min(3) {
+                    let Some(v) = input(i) else { continue };
+                    if self.graph.value(v).ty.numel() != len {
+                        return unsupported("layer-norm scale/bias broadcast over more than the normalised axes");
+                    }
+                    args.push(self.get(v, Layout::Plain)?);
+                }
+                let has_bias = args.len() == 3;
+                let eps = *epsilon;
+                let k = self.kernel(format!("layernorm {rows} {len} {eps} {has_bias}"), |t| {
+                    compile_layernorm(rows, len, eps, has_bias, t)
+                })?;
+                args.push(self.define(out, Layout::Plain));
+                let work = self.work(node);
+                self.plan.step(&node.name, k, args, work);
+                Ok(())
+            }
+            Op::Reduce { op, axes, .. } => {
+                let xs = self.shape(x).to_vec();
+                let r = xs.len();
+                let mut sorted = axes.clone();
+                sorted.sort_unstable();
+                if sorted != (r - axes.len()..r).collect::<Vec<_>>() {
+                    return unsupported("reduction over axes that are not the trailing ones");
+                }
+                let len = xs[r - axes.len()..].iter().product::<usize>();
+                let rows = xs.iter().product::<usize>() / len.max(1);
+                let src = self.get(x, Layout::Plain)?;
+                let k =
+                    self.kernel(format!("reduce {op:?} {rows} {len}"), |t| compile_reduce_rows(rows, len, *op, t))?;
+                let dst = self.define(out, Layout::Plain);
+                let work = self.work(node);
+                self.plan.step(&node.name, k, vec![src, dst], work);
+                Ok(())
+            }
+            Op::Reshape(_) => {
+                let src = self.get(x, Layout::Plain)?;
+                if matches!(src, Arg::Const(_)) {
+                    return unsupported("reshape of a constant (folded at import)");
+                }
+                self.alias(out, Layout::Plain, src);
+                Ok(())
+            }
+            Op::Transpose(perm) => {
+                let xs = self.shape(x).to_vec();
+                let src = self.get(x, Layout::Plain)?;
+                let dst = self.define(out, Layout::Plain);
+                self.copy(&node.name, CopySpec::transpose(&xs, perm)?, src, dst)
+            }
+            Op::Concat { axis } => self.concat(node, *axis),
+            Op::Slice(axes) => {
+                let xs = self.shape(x).to_vec();
+                let src = self.get(x, Layout::Plain)?;
+                let dst = self.define(out, Layout::Plain);
+                self.copy(&node.name, CopySpec::slice(&xs, axes)?, src, dst)
+            }
+            Op::Expand(_) => {
+                let (xs, ys) = (self.shape(x).to_vec(), self.shape(out).to_vec());
+                let src = self.get(x, Layout::Plain)?;
+                let dst = self.define(out, Layout::Plain);
+                self.copy(&node.name, CopySpec::expand(&xs, &ys)?, src, dst)
+            }
+            _ => unsupported("no generator for this operator yet"),
+        }
+    }
+
+    /// An element-wise kernel: `steps` over `sources` (the accumulator starts as source 0),
+    /// writing `out`. Images stay channels-last when any image operand already is.
+    pub fn pointwise(
+        &mut self,
+        label: &str,
+        sources: Vec<Source>,
+        steps: Vec<PointwiseStep>,
+        out: ValueId,
+    ) -> Result<(), Fail> {
+        let ys = self.shape(out).to_vec();
+        let rank = ys.len();
+        let nhwc = rank == 4
+            && sources.iter().any(|s| match s {
+                Source::Value(v) => self.prefers(*v, Layout::Nhwc),
+                Source::Temp(_, layout, _) => *layout == Layout::Nhwc,
+            });
+        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
+        let mut args = Vec::new();
+        let mut shapes = Vec::new();
+        for s in &sources {
+            let (arg, shape) = match s {
+                Source::Value(v) => {
+                    let shape = align_rank(self.shape(*v), rank);
+                    let layout = if shape.len() == 4 && nhwc { Layout::Nhwc } else { Layout::Plain };
+                    (self.get(*v, layout)?, shape)
+                }
+                Source::Temp(arg, _, shape) => (*arg, shape.clone()),
+            };
+            args.push(arg);
+            shapes.push(stored_shape(&shape, layout));
+        }
+        let spec = PointwiseSpec { out_shape: stored_shape(&ys, layout), inputs: shapes, steps };
+        let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
+        args.push(self.define(out, layout));
+        let work = ys.iter().product::<usize>() as u64;
+        self.plan.step(label, k, args, work);
+        Ok(())
+    }
+
+    /// Inference batch normalisation that was not folded: `x·s + t` per channel.
+    fn batch_norm(&mut self, node: &Node, epsilon: f32) -> Result<(), Fail> {
+        let x = node.inputs[0].expect("batch-norm input");
+        let xs = self.shape(x).to_vec();
+        let c = xs.get(1).copied().unwrap_or(1);
+        let mut p = Vec::new();
+        for i in 1..5 {
+            let v = node.inputs[i].expect("batch-norm parameter");
+            match &self.graph.value(v).constant {
+                Some(t) => {
+                    p.push(t.as_f32("batch-norm parameter").map_err(|e| Fail::Unsupported(e.to_string()))?.to_vec())
+                }
+                None => return unsupported("batch-norm parameters computed at run time"),
+            }
+        }
+        let scale: Vec<f32> = (0..c).map(|i| p[0][i] / (p[3][i] + epsilon).sqrt()).collect();
+        let shift: Vec<f32> = (0..c).map(|i| p[1][i] - p[2][i] * scale[i]).collect();
+        let mut per_channel = vec![1; xs.len()];
+        if xs.len() > 1 {
+            per_channel[1] = c;
+        }
+        let (s, t) = (self.plan.constant(scale), self.plan.constant(shift));
+        let layout = if xs.len() == 4 && self.prefers(x, Layout::Nhwc) { Layout::Nhwc } else { Layout::Plain };
+        let src = self.get(x, layout)?;
+        let param_shape = stored_shape(&per_channel, layout);
+        let spec = PointwiseSpec {
+            out_shape: stored_shape(&xs, layout),
+            inputs: vec![stored_shape(&xs, layout), param_shape.clone(), param_shape],
+            steps: vec![
+                PointwiseStep::Binary { op: BinaryOp::Mul, input: 1, operand_first: false },
+                PointwiseStep::Binary { op: BinaryOp::Add, input: 2, operand_first: false },
+            ],
+        };
+        let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
+        let dst = self.define(node.outputs[0], layout);
+        let work = self.work(node);
+        self.plan.step(&node.name, k, vec![src, s, t, dst], work);
+        Ok(())
+    }
+
+    fn pool(&mut self, node: &Node, p: &PoolAttrs, kind: PoolKind) -> Result<(), Fail> {
+        let x = node.inputs[0].expect("pool input");
+        let (xs, ys) = (self.shape(x).to_vec(), self.shape(node.outputs[0]).to_vec());
+        if xs.len() != 4 {
+            return unsupported("pooling over other than 2 spatial axes");
+        }
+        let geometry = ConvGeometry {
+            batch: xs[0],
+            h: xs[2],
+            w: xs[3],
+            c: xs[1],
+            kh: p.kernel[0],
+            kw: p.kernel[1],
+            stride: (p.strides[0], p.strides[1]),
+            dilation: (p.dilations[0], p.dilations[1]),
+            pad: (p.pads_begin[0], p.pads_begin[1]),
+            oh: ys[2],
+            ow: ys[3],
+        };
+        let spec = PoolSpec { geometry, pad_end: (p.pads_end[0], p.pads_end[1]), kind };
+        let src = self.get(x, Layout::Nhwc)?;
+        let k = self.kernel(format!("{spec:?}"), |t| compile_pool(&spec, t))?;
+        let dst = self.define(node.outputs[0], Layout::Nhwc);
+        let work = self.work(node) * (p.kernel[0] * p.kernel[1]) as u64;
+        self.plan.step(&node.name, k, vec![src, dst], work);
+        Ok(())
+    }
+
+    /// Concat: each input copied into its slot of the output, channels-last when every input
+    /// already is.
+    fn concat(&mut self, node: &Node, axis: usize) -> Result<(), Fail> {
+        let out = node.outputs[0];
+        let ys = self.shape(out).to_vec();
+        let parts: Vec<ValueId> = node.inputs.iter().flatten().copied().collect();
+        let nhwc = ys.len() == 4
+            && parts.iter().all(|&v| self.prefers(v, Layout::Nhwc) || self.graph.value(v).constant.is_some());
+        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
+        let srcs = parts.iter().map(|&v| self.get(v, layout)).collect::<Result<Vec<_>, _>>()?;
+        let dst = self.define(out, layout);
+        let out_stored = stored_shape(&ys, layout);
+        let stored = stored_axis(axis, ys.len(), layout);
+        let mut offset = 0;
+        for (i, (&v, src)) in parts.iter().zip(srcs).enumerate() {
+            let part = stored_shape(self.shape(v), layout);
+            let len = part[stored];
+            if part.iter().product::<usize>() > 0 {
+                let spec = CopySpec::concat_part(&part, &out_stored, stored, offset)?;
+                self.copy(&format!("{} part {i}", node.name), spec, src, dst)?;
+            }
+            offset += len;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! Whole committed zoo models lowered to generated code and run by the executor at one and
+//! two threads: outputs match the onnxruntime references committed beside each model and the
+//! reference evaluator. Models with layers that have no generator yet must be refused with a
+//! message naming those layers.
+
+use veltair_codegen::{OptLevel, Target};
+use veltair_exec::Executor;
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_silu};
+use veltair_ir::Tensor;
+use veltair_lower::{lower, LowerError, LowerOptions};
+use veltair_tests::{prepare_case, small_zoo};
+
+/// Models every layer of which has a generator.
+const RUNS_END_TO_END: &[&str] = &["efficientnet_b0", "mobilenetv2", "resnet50", "tiny_yolov2"];
+
+#[test]
+fn zoo_models_run_on_generated_code() {
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let mut ran = Vec::new();
+    for dir in small_zoo() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let case = prepare_case(&dir).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let mut graph = case.graph.clone();
+        fold_batch_norm(&mut graph);
+        recognize_silu(&mut graph);
+        fuse_epilogues(&mut graph);
+        let plan = match lower(&graph, &target, &LowerOptions { max_threads: 2 }) {
+            Ok(plan) => plan,
+            Err(LowerError::Unsupported(nodes)) => {
+                assert!(!RUNS_END_TO_END.contains(&name.as_str()), "{name} no longer lowers:\n{}", nodes.join("\n"));
+                assert!(
+                    nodes.iter().all(|n| n.contains("node `") || n.contains("input `")),
+                    "{name}: unclear refusal {nodes:?}"
+                );
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
+        for threads in [1, 2] {
+            let mut exec = Executor::new(plan.clone(), &target, threads).unwrap();
+            for (feeds, expected) in case.feeds.iter().zip(&case.expected) {
+                let inputs: Vec<&[f32]> = feeds.iter().map(|t| t.as_f32("input").unwrap()).collect();
+                let got = exec.run(&inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let reference = veltair_ref::evaluate(&graph, feeds).unwrap();
+                for ((g, want), refr) in got.into_iter().zip(expected).zip(&reference) {
+                    let g = Tensor::from_f32(want.shape().to_vec(), g).unwrap();
+                    let vs_ort = veltair_ref::compare(&g, want, 1e-3, 1e-4);
+                    assert!(vs_ort.ok, "{name} at {threads} threads vs onnxruntime: {vs_ort:?}");
+                    let vs_ref = veltair_ref::compare(&g, refr, 1e-3, 1e-4);
+                    assert!(vs_ref.ok, "{name} at {threads} threads vs the reference evaluator: {vs_ref:?}");
+                }
+            }
+        }
+        ran.push(name);
+    }
+    assert_eq!(ran, RUNS_END_TO_END, "models that ran end to end");
+}
