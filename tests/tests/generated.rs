@@ -5,13 +5,13 @@
 
 use veltair_codegen::{OptLevel, Target};
 use veltair_exec::Executor;
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_silu};
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_ir::Tensor;
-use veltair_lower::{lower, LowerError, LowerOptions};
+use veltair_lower::{feed, lower, LowerError, LowerOptions};
 use veltair_tests::{prepare_case, small_zoo};
 
 /// Models every layer of which has a generator.
-const RUNS_END_TO_END: &[&str] = &["efficientnet_b0", "mobilenetv2", "resnet50", "tiny_yolov2"];
+const RUNS_END_TO_END: &[&str] = &["bert_base", "efficientnet_b0", "mobilenetv2", "resnet50", "tiny_yolov2"];
 
 #[test]
 fn zoo_models_run_on_generated_code() {
@@ -23,6 +23,7 @@ fn zoo_models_run_on_generated_code() {
         let mut graph = case.graph.clone();
         fold_batch_norm(&mut graph);
         recognize_silu(&mut graph);
+        recognize_gelu(&mut graph);
         fuse_epilogues(&mut graph);
         let plan = match lower(&graph, &target, &LowerOptions { max_threads: 2 }) {
             Ok(plan) => plan,
@@ -39,7 +40,7 @@ fn zoo_models_run_on_generated_code() {
         for threads in [1, 2] {
             let mut exec = Executor::new(plan.clone(), &target, threads).unwrap();
             for (feeds, expected) in case.feeds.iter().zip(&case.expected) {
-                let inputs: Vec<&[f32]> = feeds.iter().map(|t| t.as_f32("input").unwrap()).collect();
+                let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
                 let got = exec.run(&inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let reference = veltair_ref::evaluate(&graph, feeds).unwrap();
                 for ((g, want), refr) in got.into_iter().zip(expected).zip(&reference) {

@@ -29,7 +29,7 @@ fn batch_norm_folding_preserves_outputs() {
 
 #[test]
 fn epilogue_fusion_preserves_outputs_and_merges_layers() {
-    use veltair_ir::passes::{fuse_epilogues, recognize_silu};
+    use veltair_ir::passes::{fuse_epilogues, recognize_gelu, recognize_silu};
     let mut total = 0;
     for dir in small_zoo() {
         let mut case = prepare_case(&dir).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
@@ -39,6 +39,10 @@ fn epilogue_fusion_preserves_outputs_and_merges_layers() {
         let silus = recognize_silu(&mut case.graph);
         if dir.ends_with("efficientnet_b0") {
             assert!(silus > 10, "EfficientNet's SiLUs were not recognised ({silus})");
+        }
+        let gelus = recognize_gelu(&mut case.graph);
+        if dir.ends_with("bert_base") {
+            assert_eq!(gelus, 2, "the BERT encoder's two GELUs were not recognised");
         }
         let folded_nodes = case.graph.nodes.len();
         let fused = fuse_epilogues(&mut case.graph);

@@ -11,9 +11,11 @@
 //!
 //! Argument table: `[src (src_elems), dst (dst_elems)]`.
 
-use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range, KernelParams};
+use crate::builder::{
+    build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range, transpose4, KernelParams,
+};
 use crate::{compile, CodegenError, MachineCode, Target};
-use cranelift_codegen::ir::{types, ConstantData, Endianness, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use veltair_ir::SliceAxis;
 
@@ -459,31 +461,6 @@ fn emit_run(b: &mut FunctionBuilder, run: Axis, sp: Value, dp: Value) {
             });
         }
     }
-}
-
-/// A two-input shuffle of 32-bit lanes (`0..4` from `x`, `4..8` from `y`).
-fn shuffle32(b: &mut FunctionBuilder, x: Value, y: Value, sel: [u8; 4]) -> Value {
-    let little = MemFlagsData::new().with_endianness(Endianness::Little);
-    let bytes: Vec<u8> = sel.iter().flat_map(|&l| (0..4).map(move |k| 4 * l + k)).collect();
-    let mask = b.func.dfg.immediates.push(ConstantData::from(bytes));
-    let xb = b.ins().bitcast(types::I8X16, little, x);
-    let yb = b.ins().bitcast(types::I8X16, little, y);
-    let r = b.ins().shuffle(xb, yb, mask);
-    b.ins().bitcast(types::F32X4, little, r)
-}
-
-/// Transposes four f32x4 rows.
-fn transpose4(b: &mut FunctionBuilder, r: [Value; 4]) -> [Value; 4] {
-    let t0 = shuffle32(b, r[0], r[1], [0, 4, 1, 5]);
-    let t1 = shuffle32(b, r[0], r[1], [2, 6, 3, 7]);
-    let t2 = shuffle32(b, r[2], r[3], [0, 4, 1, 5]);
-    let t3 = shuffle32(b, r[2], r[3], [2, 6, 3, 7]);
-    [
-        shuffle32(b, t0, t2, [0, 1, 4, 5]),
-        shuffle32(b, t0, t2, [2, 3, 6, 7]),
-        shuffle32(b, t1, t3, [0, 1, 4, 5]),
-        shuffle32(b, t1, t3, [2, 3, 6, 7]),
-    ]
 }
 
 /// `rows` (a multiple of 4, contiguous in the source) by `cols` columns (contiguous in the

@@ -9,7 +9,9 @@
 //! Argument table: `[A (M·K), B packed (panels·K·nr), bias (M or N, if any), C (M·N),
 //! scratch (max_threads·mc·kc), epilogue operands…]`.
 
-use crate::builder::{build_kernel, counted_loop, if_then, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::builder::{
+    build_kernel, counted_loop, if_then, lanes, load_lanes, mem, store_lanes, thread_range, transpose4,
+};
 use crate::epilogue::{Epilogue, Site};
 use crate::im2col::{self, ConvGeometry};
 use crate::{compile, CodegenError, MachineCode, Target};
@@ -298,6 +300,9 @@ fn pack_a(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, rows: usize
     let mr = ctx.s.mr;
     let copy_tile = |b: &mut FunctionBuilder, t: Value, tile_rows: usize| match ctx.spec.a {
         ASource::Matrix => copy_matrix_tile(b, ctx, kb, m0, t, tile_rows),
+        ASource::Conv2d(g) if tap_aligned(&g, ctx.s.kc.min(ctx.spec.k)) => {
+            copy_conv_runs(b, ctx, &g, kb, m0, t, tile_rows)
+        }
         ASource::Conv2d(g) => copy_conv_tile(b, ctx, &g, kb, m0, t, tile_rows),
     };
     let full_tiles = rows / mr;
@@ -314,7 +319,7 @@ fn pack_a(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, rows: usize
 /// Packs one tile of a row-major A.
 fn copy_matrix_tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, t: Value, tile_rows: usize) {
     let (mr, k) = (ctx.s.mr, ctx.spec.k);
-    // src = A + ((m0 + t·mr)·K + k0)·4; dst = ap + t·len·mr·4.
+    // Row i's source: A + ((m0 + t·mr + i)·K + k0)·4; dst = ap + t·len·mr·4.
     let row = b.ins().imul_imm_s(t, mr as i64);
     let row = b.ins().iadd(m0, row);
     let src_row = b.ins().imul_imm_s(row, (k * 4) as i64);
@@ -323,17 +328,117 @@ fn copy_matrix_tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, t
     let src = b.ins().iadd(ctx.a, src_off);
     let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
     let dst = b.ins().iadd(ctx.ap, dst_off);
-    let (zero, end) = (iconst(b, 0), iconst(b, kb.len));
-    counted_loop(b, zero, end, 1, |b, kk| {
-        let s_off = b.ins().ishl_imm_u(kk, 2);
-        let s_ptr = b.ins().iadd(src, s_off);
-        let d_off = b.ins().imul_imm_s(kk, (mr * 4) as i64);
-        let d_ptr = b.ins().iadd(dst, d_off);
-        for i in 0..tile_rows {
-            let x = b.ins().load(types::F32, mem(), s_ptr, (i * k * 4) as i32);
-            b.ins().store(mem(), x, d_ptr, (i * 4) as i32);
+    let rows: Vec<Source> =
+        (0..tile_rows).map(|i| Source { ptr: b.ins().iadd_imm_s(src, (i * k * 4) as i64), inside: None }).collect();
+    pack_columns(b, mr, &rows, kb.len, dst);
+}
+
+/// Whether k-blocks of `kc` columns cover whole taps of the convolution (or lie inside one),
+/// so A can be packed by runs of channels instead of element by element.
+fn tap_aligned(g: &ConvGeometry, kc: usize) -> bool {
+    kc.is_multiple_of(g.c) || g.c.is_multiple_of(kc)
+}
+
+/// Packs one tile of a convolution's implicit im2col matrix whose k-block is tap aligned:
+/// per tap, each row's pixel is located once and its channels are copied as a run.
+#[allow(clippy::too_many_arguments)]
+fn copy_conv_runs(
+    b: &mut FunctionBuilder,
+    ctx: &Ctx,
+    g: &ConvGeometry,
+    kb: KBlock,
+    m0: Value,
+    t: Value,
+    tile_rows: usize,
+) {
+    let mr = ctx.s.mr;
+    let first = b.ins().imul_imm_s(t, mr as i64);
+    let first = b.ins().iadd(m0, first);
+    let pixels: Vec<_> = (0..tile_rows)
+        .map(|i| {
+            let m = b.ins().iadd_imm_s(first, i as i64);
+            im2col::pixel_row(b, g, m)
+        })
+        .collect();
+    let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
+    let dst = b.ins().iadd(ctx.ap, dst_off);
+    let first_window = b.ins().udiv_imm_u(kb.k0, g.c as i64);
+    let rows_at = |b: &mut FunctionBuilder, window: Value, channel_bytes: Value| -> Vec<Source> {
+        let (dy, dx) = im2col::window_offset(b, g, window);
+        pixels
+            .iter()
+            .map(|px| {
+                let (inside, off) = im2col::tap_pixel(b, g, px, dy, dx);
+                let off = b.ins().iadd(off, channel_bytes);
+                Source { ptr: b.ins().iadd(ctx.a, off), inside: Some(inside) }
+            })
+            .collect()
+    };
+    if kb.len >= g.c {
+        let (zero, windows) = (iconst(b, 0), iconst(b, kb.len / g.c));
+        counted_loop(b, zero, windows, 1, |b, j| {
+            let window = b.ins().iadd(first_window, j);
+            let zero_bytes = iconst(b, 0);
+            let rows = rows_at(b, window, zero_bytes);
+            let d_off = b.ins().imul_imm_s(j, (g.c * mr * 4) as i64);
+            let d = b.ins().iadd(dst, d_off);
+            pack_columns(b, mr, &rows, g.c, d);
+        });
+    } else {
+        let ci0 = b.ins().urem_imm_u(kb.k0, g.c as i64);
+        let channel_bytes = b.ins().ishl_imm_u(ci0, 2);
+        let rows = rows_at(b, first_window, channel_bytes);
+        pack_columns(b, mr, &rows, kb.len, dst);
+    }
+}
+
+/// A row of A to pack: where its k-block run starts and, for a convolution tap, whether the
+/// pixel is inside the image (zeros are packed otherwise).
+struct Source {
+    ptr: Value,
+    inside: Option<Value>,
+}
+
+/// Packs `count` consecutive columns of each row in `rows` into `dst` (`mr` floats per
+/// column), four columns at a time: four rows are loaded as vectors and transposed.
+fn pack_columns(b: &mut FunctionBuilder, mr: usize, rows: &[Source], count: usize, dst: Value) {
+    let zf = b.ins().f32const(0.0);
+    let zero_v = b.ins().splat(types::F32X4, zf);
+    let full = count / 4;
+    if full > 0 {
+        let (zero, end) = (iconst(b, 0), iconst(b, full * 16));
+        counted_loop(b, zero, end, 16, |b, q| {
+            let d_off = b.ins().imul_imm_s(q, mr as i64);
+            let d = b.ins().iadd(dst, d_off);
+            for i0 in (0..rows.len()).step_by(4) {
+                let loaded = [0, 1, 2, 3].map(|j| match rows.get(i0 + j) {
+                    Some(row) => {
+                        let addr = b.ins().iadd(row.ptr, q);
+                        let v = b.ins().load(types::F32X4, mem(), addr, 0);
+                        match row.inside {
+                            Some(inside) => b.ins().select(inside, v, zero_v),
+                            None => v,
+                        }
+                    }
+                    None => zero_v,
+                });
+                let n = (rows.len() - i0).min(4);
+                for (l, col) in transpose4(b, loaded).into_iter().enumerate() {
+                    store_lanes(b, col, d, ((l * mr + i0) * 4) as i32, n);
+                }
+            }
+        });
+    }
+    let zs = b.ins().f32const(0.0);
+    for c in full * 4..count {
+        for (i, row) in rows.iter().enumerate() {
+            let mut x = b.ins().load(types::F32, mem(), row.ptr, (c * 4) as i32);
+            if let Some(inside) = row.inside {
+                x = b.ins().select(inside, x, zs);
+            }
+            b.ins().store(mem(), x, dst, ((c * mr + i) * 4) as i32);
         }
-    });
+    }
 }
 
 /// Packs one tile of a convolution's implicit im2col matrix.

@@ -75,14 +75,19 @@ pub struct Tap {
 
 /// The tap of GEMM column `k`.
 pub fn tap(b: &mut FunctionBuilder, g: &ConvGeometry, k: Value) -> Tap {
-    let row_len = (g.kw * g.c) as i64;
-    let ky = b.ins().udiv_imm_u(k, row_len);
-    let rest = b.ins().urem_imm_u(k, row_len);
-    let kx = b.ins().udiv_imm_u(rest, g.c as i64);
-    let ci = b.ins().urem_imm_u(rest, g.c as i64);
+    let window = b.ins().udiv_imm_u(k, g.c as i64);
+    let ci = b.ins().urem_imm_u(k, g.c as i64);
+    let (dy, dx) = window_offset(b, g, window);
+    Tap { dy, dx, ci }
+}
+
+/// The input offset `(ky·dilation, kx·dilation)` of window position `ky·kw + kx`.
+pub fn window_offset(b: &mut FunctionBuilder, g: &ConvGeometry, window: Value) -> (Value, Value) {
+    let ky = b.ins().udiv_imm_u(window, g.kw as i64);
+    let kx = b.ins().urem_imm_u(window, g.kw as i64);
     let dy = b.ins().imul_imm_s(ky, g.dilation.0 as i64);
     let dx = b.ins().imul_imm_s(kx, g.dilation.1 as i64);
-    Tap { dy, dx, ci }
+    (dy, dx)
 }
 
 /// Whether the input pixel under offset `(dy, dx)` of `row`'s window is inside the image, and

@@ -29,7 +29,7 @@ fn case() -> impl Strategy<Value = Case> {
         1usize..3,
         1usize..12,
         1usize..12,
-        1usize..10,
+        1usize..14,
         1usize..20,
         (1usize..4, 1usize..4),
         (1usize..3, 1usize..3),
@@ -123,8 +123,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 120, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn implicit_gemm_conv_matches_reference(case in case(), mr in 1usize..=8, nv in 1usize..=2, kc in 1usize..40, mc_tiles in 1usize..4, u in 1usize..=4, threads in 1usize..=3, epilogue in 0usize..5) {
+    fn implicit_gemm_conv_matches_reference(case in case(), mr in 1usize..=8, nv in 1usize..=2, kc in 1usize..40, mc_tiles in 1usize..4, u in 1usize..=4, threads in 1usize..=3, epilogue in 0usize..5, kc_mode in 0usize..3) {
         prop_assume!(mr * nv + nv < 16);
+        // k-blocks of whole taps and inside one tap take the channel-run packing path.
+        let kc = match kc_mode {
+            0 => kc,
+            1 => case.c * (1 + kc % 4),
+            _ => if case.c % 2 == 0 { case.c / 2 } else { case.c },
+        };
         let sched = GemmSchedule { mr, nr_vecs: nv, kc, mc: mc_tiles * mr, k_unroll: u, max_threads: 3 };
         check(&case, sched, threads, epilogue)?;
     }

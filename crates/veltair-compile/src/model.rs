@@ -4,7 +4,7 @@
 use crate::InputShape;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_silu};
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_ir::{Graph, Tensor};
 use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
 
@@ -12,6 +12,7 @@ use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
 pub struct PassCounts {
     pub folded_batch_norms: usize,
     pub silus: usize,
+    pub gelus: usize,
     pub fused_nodes: usize,
 }
 
@@ -72,6 +73,7 @@ impl Loaded {
         PassCounts {
             folded_batch_norms: fold_batch_norm(&mut self.graph),
             silus: recognize_silu(&mut self.graph),
+            gelus: recognize_gelu(&mut self.graph),
             fused_nodes: fuse_epilogues(&mut self.graph),
         }
     }

@@ -9,9 +9,9 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use veltair_codegen::{OptLevel, Target};
-use veltair_exec::Executor;
+use veltair_exec::{Executor, Feed, Port, PortType};
 use veltair_ir::Tensor;
-use veltair_lower::{lower, LowerOptions};
+use veltair_lower::{feed, lower, LowerOptions};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -64,8 +64,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     let mut checks = Vec::new();
     for (dir, set) in &loaded.data {
         let feeds = loaded.feeds(set);
-        let inputs: Vec<&[f32]> =
-            feeds.iter().map(|t| t.as_f32("input")).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let inputs: Vec<Feed> = feeds.iter().map(feed).collect::<Result<_, _>>()?;
         let outputs = exec.run(&inputs).map_err(|e| e.to_string())?;
         for ((got, want), port) in outputs.into_iter().zip(&set.outputs).zip(&exec.plan().outputs) {
             let got = Tensor::from_f32(port.shape.clone(), got).map_err(|e| e.to_string())?;
@@ -76,16 +75,11 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
         }
     }
 
-    let inputs: Vec<Vec<f32>> = match loaded.data.first() {
-        Some((_, set)) => loaded
-            .feeds(set)
-            .iter()
-            .map(|t| t.as_f32("input").map(<[f32]>::to_vec))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?,
-        None => exec.plan().inputs.iter().map(|p| pseudo_random(p.elems())).collect(),
+    let tensors: Vec<Tensor> = match loaded.data.first() {
+        Some((_, set)) => loaded.feeds(set),
+        None => exec.plan().inputs.iter().map(synthetic_input).collect::<Result<_, _>>()?,
     };
-    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let refs: Vec<Feed> = tensors.iter().map(feed).collect::<Result<_, _>>()?;
     for _ in 0..args.warmup.min(args.repeat) {
         exec.run(&refs).map_err(|e| e.to_string())?;
     }
@@ -157,7 +151,17 @@ fn median(xs: &mut [Duration]) -> Option<Duration> {
     xs.get(xs.len() / 2).copied()
 }
 
-/// Deterministic inputs in [-1, 1].
-fn pseudo_random(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0).collect()
+/// A deterministic input for `port`: values in [-1, 1], or zeros (valid indices) for i64.
+fn synthetic_input(port: &Port) -> Result<Tensor, String> {
+    let n = port.elems();
+    let t = match port.dtype {
+        PortType::F32 => Tensor::from_f32(
+            port.shape.clone(),
+            (0..n)
+                .map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0)
+                .collect(),
+        ),
+        PortType::I64 => Tensor::from_i64(port.shape.clone(), vec![0; n]),
+    };
+    t.map_err(|e| e.to_string())
 }

@@ -17,17 +17,33 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-/// A model input or output: an f32 tensor in ONNX (row-major, NCHW) layout at an arena offset.
+/// A model input or output: a tensor in ONNX (row-major, NCHW) layout at an arena offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Port {
     pub name: String,
     pub shape: Vec<usize>,
+    pub dtype: PortType,
     pub offset: usize,
+}
+
+/// Element type of a port. An i64 element occupies two f32 slots of the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortType {
+    F32,
+    I64,
 }
 
 impl Port {
     pub fn elems(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// Arena slots (f32-sized) the tensor occupies.
+    pub fn slots(&self) -> usize {
+        match self.dtype {
+            PortType::F32 => self.elems(),
+            PortType::I64 => 2 * self.elems(),
+        }
     }
 }
 

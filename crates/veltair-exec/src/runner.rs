@@ -1,7 +1,7 @@
 //! Runs a [`Plan`]: loads its kernels, owns the arena and a thread pool of the chosen width,
 //! copies inputs in, calls each step's kernel on every thread, copies outputs out.
 
-use crate::Plan;
+use crate::{Plan, PortType};
 use std::time::{Duration, Instant};
 use veltair_codegen::{CodegenError, LoadedKernel, Target, Team};
 
@@ -14,10 +14,48 @@ pub enum ExecError {
     InputCount { expected: usize, given: usize },
     #[error("input `{name}` needs {expected} values, {given} given")]
     InputSize { name: String, expected: usize, given: usize },
+    #[error("input `{name}` is {expected:?}, {given:?} given")]
+    InputType { name: String, expected: PortType, given: PortType },
     #[error("cannot start {0} worker threads: {1}")]
     Pool(usize, String),
     #[error("step `{label}`: {source}")]
     Step { label: String, source: CodegenError },
+}
+
+/// One model input's data.
+#[derive(Clone, Copy, Debug)]
+pub enum Feed<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+}
+
+impl Feed<'_> {
+    fn dtype(&self) -> PortType {
+        match self {
+            Feed::F32(_) => PortType::F32,
+            Feed::I64(_) => PortType::I64,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Feed::F32(v) => v.len(),
+            Feed::I64(v) => v.len(),
+        }
+    }
+
+    /// Writes the data into arena slots (an i64 as its low and high 32 bits).
+    fn write(&self, slots: &mut [f32]) {
+        match self {
+            Feed::F32(v) => slots.copy_from_slice(v),
+            Feed::I64(v) => {
+                for (pair, &x) in slots.chunks_exact_mut(2).zip(v.iter()) {
+                    pair[0] = f32::from_bits(x as u32);
+                    pair[1] = f32::from_bits((x >> 32) as u32);
+                }
+            }
+        }
+    }
 }
 
 /// How long one step took in a profiled run.
@@ -59,12 +97,12 @@ impl Executor {
     }
 
     /// Runs the model on `inputs` (in port order, ONNX layout) and returns its outputs.
-    pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>, ExecError> {
+    pub fn run(&mut self, inputs: &[Feed]) -> Result<Vec<Vec<f32>>, ExecError> {
         self.run_with(inputs, |_, _| {})
     }
 
     /// Like [`Executor::run`], also returning how long each step took.
-    pub fn run_profiled(&mut self, inputs: &[&[f32]]) -> Result<(Vec<Vec<f32>>, Vec<StepTime>), ExecError> {
+    pub fn run_profiled(&mut self, inputs: &[Feed]) -> Result<(Vec<Vec<f32>>, Vec<StepTime>), ExecError> {
         let mut times = Vec::with_capacity(self.plan.steps.len());
         let outputs =
             self.run_with(inputs, |label, elapsed| times.push(StepTime { label: label.to_string(), elapsed }))?;
@@ -73,7 +111,7 @@ impl Executor {
 
     fn run_with(
         &mut self,
-        inputs: &[&[f32]],
+        inputs: &[Feed],
         mut on_step: impl FnMut(&str, Duration),
     ) -> Result<Vec<Vec<f32>>, ExecError> {
         let plan = &self.plan;
@@ -81,6 +119,13 @@ impl Executor {
             return Err(ExecError::InputCount { expected: plan.inputs.len(), given: inputs.len() });
         }
         for (port, data) in plan.inputs.iter().zip(inputs) {
+            if data.dtype() != port.dtype {
+                return Err(ExecError::InputType {
+                    name: port.name.clone(),
+                    expected: port.dtype,
+                    given: data.dtype(),
+                });
+            }
             if data.len() != port.elems() {
                 return Err(ExecError::InputSize {
                     name: port.name.clone(),
@@ -88,7 +133,7 @@ impl Executor {
                     given: data.len(),
                 });
             }
-            self.arena[port.offset..port.offset + data.len()].copy_from_slice(data);
+            data.write(&mut self.arena[port.offset..port.offset + port.slots()]);
         }
         for step in &plan.steps {
             let start = Instant::now();

@@ -1,6 +1,6 @@
 //! Graph passes: rewrites of a graph into an equivalent one that later stages prefer:
 //! BatchNormalization folded into the convolution that feeds it, `x · sigmoid(x)` recognised as
-//! one SiLU, and element-wise epilogues (bias, activations, residual adds, scaling) fused into
+//! one SiLU and the erf form of GELU as one GELU, and element-wise epilogues (bias, activations, residual adds, scaling) fused into
 //! the Conv/Gemm/MatMul producing their input, so that one node is one layer.
 
 use crate::shape::broadcast_shapes;
@@ -206,4 +206,97 @@ pub fn recognize_silu(graph: &mut Graph) -> usize {
     }
     remove_nodes(graph, &dead);
     dead.len()
+}
+
+/// The single value of a one-element f32 constant.
+fn scalar(graph: &Graph, id: ValueId) -> Option<f32> {
+    match constant_f32(graph, Some(id))? {
+        [x] => Some(*x),
+        _ => None,
+    }
+}
+
+/// `(other operand, constant)` when `node` is the binary `op` of a value and a scalar
+/// constant (either order).
+fn with_scalar(graph: &Graph, node: &Node, op: BinaryOp) -> Option<(ValueId, f32)> {
+    if node.op != Op::Binary(op) || node.inputs.len() != 2 {
+        return None;
+    }
+    let (a, b) = (node.inputs[0]?, node.inputs[1]?);
+    match (scalar(graph, a), scalar(graph, b)) {
+        (None, Some(c)) => Some((a, c)),
+        (Some(c), None) if matches!(op, BinaryOp::Add | BinaryOp::Mul) => Some((b, c)),
+        _ => None,
+    }
+}
+
+/// Rewrites the exact GELU as exporters write it, `x · (erf(x / √2) + 1) · 0.5` (the scaling
+/// as a division by √2 or a multiplication by 1/√2; the 0.5 applied last or to `x` first),
+/// into one `Unary(Gelu)` node when every intermediate is read only inside the pattern.
+/// Returns the number rewritten.
+pub fn recognize_gelu(graph: &mut Graph) -> usize {
+    const TOL: f32 = 1e-4;
+    let readers = reader_counts(graph);
+    let producer = producers(graph);
+    let private = |v: ValueId| readers[v.0] == 1 && !graph.outputs.contains(&v);
+    let node_of = |v: ValueId| producer.get(&v).copied();
+    let mut dead = Vec::new();
+    let mut rewrites = Vec::new();
+    for (e, erf) in graph.nodes.iter().enumerate() {
+        if erf.op != Op::Unary(UnaryOp::Erf) {
+            continue;
+        }
+        let Some(scaled) = erf.inputs[0] else { continue };
+        let Some(s) = node_of(scaled) else { continue };
+        let x = match (
+            with_scalar(graph, &graph.nodes[s], BinaryOp::Div),
+            with_scalar(graph, &graph.nodes[s], BinaryOp::Mul),
+        ) {
+            (Some((x, c)), _) if (c - std::f32::consts::SQRT_2).abs() < TOL => x,
+            (_, Some((x, c))) if (c - std::f32::consts::FRAC_1_SQRT_2).abs() < TOL => x,
+            _ => continue,
+        };
+        // erf(...) + 1, read by exactly one Mul.
+        let erf_out = erf.outputs[0];
+        let Some(a) = graph.nodes.iter().position(|n| n.inputs.contains(&Some(erf_out))) else { continue };
+        let plus_one = with_scalar(graph, &graph.nodes[a], BinaryOp::Add).filter(|&(_, c)| (c - 1.0).abs() < TOL);
+        if plus_one.is_none() || !private(scaled) || !private(erf_out) {
+            continue;
+        }
+        let sum = graph.nodes[a].outputs[0];
+        let Some(m) = graph.nodes.iter().position(|n| n.inputs.contains(&Some(sum))) else { continue };
+        let mul = &graph.nodes[m];
+        if mul.op != Op::Binary(BinaryOp::Mul) || !private(sum) || mul.inputs.len() != 2 {
+            continue;
+        }
+        let other = if mul.inputs[0] == Some(sum) { mul.inputs[1] } else { mul.inputs[0] };
+        let Some(other) = other else { continue };
+        let half_of_x = node_of(other)
+            .filter(|&h| private(other) && with_scalar(graph, &graph.nodes[h], BinaryOp::Mul) == Some((x, 0.5)));
+        let (last, mut nodes) = if let Some(h) = half_of_x {
+            (m, vec![s, e, a, h])
+        } else if other == x {
+            let product = mul.outputs[0];
+            let Some(l) = graph.nodes.iter().position(|n| n.inputs.contains(&Some(product))) else { continue };
+            if !private(product) || with_scalar(graph, &graph.nodes[l], BinaryOp::Mul) != Some((product, 0.5)) {
+                continue;
+            }
+            (l, vec![s, e, a, m])
+        } else {
+            continue;
+        };
+        if nodes.iter().chain([&last]).any(|n| dead.contains(n)) {
+            continue;
+        }
+        dead.append(&mut nodes);
+        rewrites.push((last, x));
+    }
+    for &(last, x) in &rewrites {
+        let node = &mut graph.nodes[last];
+        node.op = Op::Unary(UnaryOp::Gelu { tanh: false });
+        node.inputs = vec![Some(x)];
+        node.source_op = "GELU".to_string();
+    }
+    remove_nodes(graph, &dead);
+    rewrites.len()
 }

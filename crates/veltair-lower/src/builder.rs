@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use veltair_codegen::{ArgRef, CodegenError, MachineCode};
-use veltair_exec::{plan_arena, Lifetime, Plan, Port, Step};
+use veltair_exec::{plan_arena, Lifetime, Plan, Port, PortType, Step};
 
 /// An activation buffer (index into the builder's buffer list).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -14,6 +14,14 @@ pub struct BufId(usize);
 pub enum Arg {
     Buf(BufId),
     Const(usize),
+}
+
+/// A model input or output before its buffer is placed.
+pub struct PendingPort {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: PortType,
+    pub buf: BufId,
 }
 
 /// Plan under construction.
@@ -77,20 +85,14 @@ impl PlanBuilder {
         self.buffers[buf.0].last = usize::MAX;
     }
 
-    /// Places buffers in the arena and returns the plan; `inputs`/`outputs` are ports whose
-    /// offset field holds the buffer index.
-    pub fn finish(
-        self,
-        name: String,
-        inputs: Vec<(String, Vec<usize>, BufId)>,
-        outputs: Vec<(String, Vec<usize>, BufId)>,
-    ) -> Plan {
+    /// Places buffers in the arena and returns the plan.
+    pub fn finish(self, name: String, inputs: Vec<PendingPort>, outputs: Vec<PendingPort>) -> Plan {
         let (offsets, arena_elems) = plan_arena(&self.buffers);
         let place = |a: &Arg| match *a {
             Arg::Buf(b) => ArgRef::Arena { offset: offsets[b.0], len: self.buffers[b.0].elems },
             Arg::Const(c) => ArgRef::Const(c),
         };
-        let port = |(name, shape, buf): (String, Vec<usize>, BufId)| Port { name, shape, offset: offsets[buf.0] };
+        let port = |p: PendingPort| Port { name: p.name, shape: p.shape, dtype: p.dtype, offset: offsets[p.buf.0] };
         Plan {
             name,
             steps: self

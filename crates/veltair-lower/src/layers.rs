@@ -6,12 +6,13 @@
 use crate::builder::Arg;
 use crate::layout::{align_rank, Layout};
 use crate::lowerer::{unsupported, Fail, Lowerer};
-use crate::schedule::gemm_schedule;
+use crate::schedule::{conv_kc, gemm_schedule, matrix_kc};
 use crate::simple::Source;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::{Epilogue, Operand, Step};
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
+use veltair_codegen::matmul::{compile_batched_matmul, BatchedMatmulSpec};
 use veltair_codegen::pointwise::PointwiseStep;
 use veltair_ir::{ConvAttrs, EpilogueStep, Node, Op, ValueId};
 
@@ -168,7 +169,8 @@ impl Lowerer<'_> {
                 bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
                 epilogue,
             };
-            let sched = gemm_schedule(spec.m, spec.k, self.options.max_threads);
+            let kc = if pointwise { matrix_kc(spec.k) } else { conv_kc(cin, spec.k) };
+            let sched = gemm_schedule(spec.m, kc, self.options.max_threads);
             // B[(ky·kw + kx)·cin + ci][co] = W[co][ci][ky][kx].
             let mut bmat = vec![0f32; g.k() * cout];
             for co in 0..cout {
@@ -196,6 +198,58 @@ impl Lowerer<'_> {
         Ok(())
     }
 
+    /// MatMul of `[…, M, K]` by `[…, K, N]` where B is computed at run time or batched: each
+    /// operand's batch axes either match the output's or are all 1 (shared).
+    fn batched_matmul(&mut self, node: &Node, steps: &[EpilogueStep]) -> Result<(), Fail> {
+        let (a, bv, out) =
+            (node.inputs[0].expect("matmul input"), node.inputs[1].expect("matmul input"), node.outputs[0]);
+        let (xs, bs, ys) = (self.shape(a).to_vec(), self.shape(bv).to_vec(), self.shape(out).to_vec());
+        let r = ys.len();
+        let batch_dims = &ys[..r - 2];
+        let batch: usize = batch_dims.iter().product();
+        let stride = |shape: &[usize]| -> Option<usize> {
+            let own = align_rank(shape, r);
+            let mat = own[r - 2] * own[r - 1];
+            if own[..r - 2] == *batch_dims {
+                Some(mat)
+            } else if own[..r - 2].iter().all(|&d| d == 1) {
+                Some(0)
+            } else {
+                None
+            }
+        };
+        let (Some(a_stride), Some(b_stride)) = (stride(&xs), stride(&bs)) else {
+            return unsupported("MatMul whose batch axes broadcast partially");
+        };
+        let view = ResultView { shape: ys.clone(), layout: Layout::Plain };
+        let fused = self.epilogue(node, steps, &view)?;
+        let (epilogue, operand_args) = fused.clone().unwrap_or_default();
+        let (lhs, rhs) = (self.get(a, Layout::Plain)?, self.get(bv, Layout::Plain)?);
+        let dst = if fused.is_some() || steps.is_empty() {
+            self.define(out, Layout::Plain)
+        } else {
+            Arg::Buf(self.plan.buffer(ys.iter().product()))
+        };
+        let spec = BatchedMatmulSpec {
+            batch,
+            m: ys[r - 2],
+            k: xs[xs.len() - 1],
+            n: ys[r - 1],
+            a_batch_stride: a_stride,
+            b_batch_stride: b_stride,
+            epilogue,
+        };
+        let kernel = self.kernel(format!("{spec:?}"), |t| compile_batched_matmul(&spec, t))?;
+        let mut args = vec![lhs, rhs, dst];
+        args.extend(operand_args);
+        let work = self.work(node);
+        self.plan.step(&node.name, kernel, args, work);
+        if fused.is_none() && !steps.is_empty() {
+            self.unfused(node, steps, dst, Layout::Plain)?;
+        }
+        Ok(())
+    }
+
     /// Gemm (`alpha`, `beta`, `trans_b`) or MatMul: runtime A `[…, M, K]` times constant B.
     fn gemm(
         &mut self,
@@ -208,8 +262,11 @@ impl Lowerer<'_> {
         let bv = node.inputs[1].expect("gemm weight");
         let out = node.outputs[0];
         let (xs, bs, ys) = (self.shape(a).to_vec(), self.shape(bv).to_vec(), self.shape(out).to_vec());
-        if bs.len() != 2 || xs.len() < 2 {
-            return unsupported("MatMul with a batched or 1-D operand");
+        if xs.len() < 2 || bs.len() < 2 {
+            return unsupported("MatMul with a 1-D operand");
+        }
+        if bs.len() > 2 || self.graph.value(bv).constant.is_none() {
+            return self.batched_matmul(node, steps);
         }
         let b = self.constant_f32(Some(bv), "right operand")?;
         let (k, n) = if trans_b { (bs[1], bs[0]) } else { (bs[0], bs[1]) };
@@ -253,7 +310,7 @@ impl Lowerer<'_> {
             bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
             epilogue,
         };
-        let sched = gemm_schedule(m, k, self.options.max_threads);
+        let sched = gemm_schedule(m, matrix_kc(k), self.options.max_threads);
         let kernel = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
         let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + bias.is_some() as usize]);
         let mut args = vec![input, self.plan.constant(pack_b(&spec, &sched, &bmat))];

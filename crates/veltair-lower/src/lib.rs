@@ -11,5 +11,5 @@ mod lowerer;
 mod schedule;
 mod simple;
 
-pub use lowerer::{lower, LowerError, LowerOptions};
+pub use lowerer::{feed, lower, LowerError, LowerOptions};
 pub use veltair_exec::Plan;

@@ -2,12 +2,12 @@
 //! which layout, in which buffer or constant), converts layouts on demand, and reports every
 //! node it cannot lower at once.
 
-use crate::builder::{Arg, PlanBuilder};
+use crate::builder::{Arg, PendingPort, PlanBuilder};
 use crate::layout::{arrange, layouts_agree, stored_shape, to_layout_perm, Layout};
 use std::collections::HashMap;
 use veltair_codegen::copy::{compile_copy, CopySpec};
 use veltair_codegen::{CodegenError, MachineCode, Target};
-use veltair_exec::Plan;
+use veltair_exec::{Plan, PortType};
 use veltair_ir::{DType, Graph, Node, NodeStats, Op, ValueId};
 
 /// Lowering choices.
@@ -55,15 +55,19 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
     let mut inputs = Vec::new();
     for &v in &graph.inputs {
         let value = graph.value(v);
-        if value.ty.dtype != DType::F32 {
-            return Err(LowerError::Unsupported(vec![format!(
-                "input `{}`: element type {:?} (generated code computes f32 only)",
-                value.name, value.ty.dtype
-            )]));
-        }
-        let buf = l.plan.input_buffer(value.ty.numel());
+        let dtype = match value.ty.dtype {
+            DType::F32 => PortType::F32,
+            DType::I64 => PortType::I64,
+            other => {
+                return Err(LowerError::Unsupported(vec![format!(
+                    "input `{}`: element type {other:?} (generated code takes f32 and i64 inputs)",
+                    value.name
+                )]))
+            }
+        };
+        let buf = l.plan.input_buffer(l.slots(v));
         l.register(v, Layout::Plain, Arg::Buf(buf));
-        inputs.push((value.name.clone(), value.ty.shape.clone(), buf));
+        inputs.push(PendingPort { name: value.name.clone(), shape: value.ty.shape.clone(), dtype, buf });
     }
     let mut problems = Vec::new();
     let mut missing = vec![false; graph.values.len()];
@@ -87,12 +91,23 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
     let mut outputs = Vec::new();
     for &v in &graph.outputs {
         let value = graph.value(v);
+        if value.ty.dtype != DType::F32 {
+            return Err(LowerError::Unsupported(vec![format!(
+                "output `{}`: element type {:?} (generated code produces f32 outputs)",
+                value.name, value.ty.dtype
+            )]));
+        }
         let buf = match l.get(v, Layout::Plain) {
             Ok(Arg::Buf(buf)) => buf,
             _ => return Err(LowerError::Graph(format!("output `{}` is not computed by any node", value.name))),
         };
         l.plan.keep(buf);
-        outputs.push((value.name.clone(), value.ty.shape.clone(), buf));
+        outputs.push(PendingPort {
+            name: value.name.clone(),
+            shape: value.ty.shape.clone(),
+            dtype: PortType::F32,
+            buf,
+        });
     }
     Ok(l.plan.finish(graph.name.clone(), inputs, outputs))
 }
@@ -112,6 +127,12 @@ impl Lowerer<'_> {
         &self.graph.value(v).ty.shape
     }
 
+    /// Arena slots (f32-sized) value `v` needs: an i64 element takes two.
+    pub fn slots(&self, v: ValueId) -> usize {
+        let ty = &self.graph.value(v).ty;
+        ty.numel() * if ty.dtype == DType::I64 { 2 } else { 1 }
+    }
+
     fn register(&mut self, v: ValueId, layout: Layout, arg: Arg) {
         self.locs.insert((v, layout), arg);
         if layouts_agree(self.shape(v)) {
@@ -122,7 +143,7 @@ impl Lowerer<'_> {
 
     /// A fresh buffer for node output `v`, stored in `layout`.
     pub fn define(&mut self, v: ValueId, layout: Layout) -> Arg {
-        let arg = Arg::Buf(self.plan.buffer(self.graph.value(v).ty.numel()));
+        let arg = Arg::Buf(self.plan.buffer(self.slots(v)));
         self.register(v, layout, arg);
         arg
     }
@@ -144,11 +165,21 @@ impl Lowerer<'_> {
             return Ok(arg);
         }
         let value = self.graph.value(v);
-        if value.ty.dtype != DType::F32 {
-            return unsupported(format!(
-                "`{}` has element type {:?}; generated code computes f32",
-                value.name, value.ty.dtype
-            ));
+        match (&value.constant, value.ty.dtype) {
+            (Some(t), DType::I64) => {
+                let data = t.data().to_i64_vec();
+                let slots = data.iter().flat_map(|&x| [f32::from_bits(x as u32), f32::from_bits((x >> 32) as u32)]);
+                let arg = self.plan.constant(slots.collect());
+                self.locs.insert((v, layout), arg);
+                return Ok(arg);
+            }
+            (_, DType::F32) => {}
+            (_, other) => {
+                return unsupported(format!(
+                    "`{}` has element type {other:?}; generated code computes f32 (and i64 indices)",
+                    value.name
+                ))
+            }
         }
         if let Some(t) = &value.constant {
             let data = t.as_f32(&value.name).map_err(|e| Fail::Unsupported(e.to_string()))?;
@@ -202,13 +233,24 @@ impl Lowerer<'_> {
     }
 
     fn node(&mut self, node: &Node) -> Result<(), Fail> {
-        if node.outputs.iter().any(|&o| self.graph.value(o).ty.dtype != DType::F32) {
-            return unsupported("non-f32 output (generated code computes f32 only)");
+        let integer_view =
+            matches!(node.op, Op::Reshape(_)) && self.graph.value(node.outputs[0]).ty.dtype == DType::I64;
+        if !integer_view && node.outputs.iter().any(|&o| self.graph.value(o).ty.dtype != DType::F32) {
+            return unsupported("non-f32 output (generated code computes f32; i64 only as indices)");
         }
         match &node.op {
             Op::Fused { main, main_inputs, epilogue } => self.layer(node, main, *main_inputs, epilogue),
             op @ (Op::Conv(_) | Op::Gemm { .. } | Op::MatMul) => self.layer(node, op, node.inputs.len(), &[]),
             _ => self.simple(node),
         }
+    }
+}
+
+/// An IR tensor as an executor input (the plan's inputs are f32 or i64).
+pub fn feed(t: &veltair_ir::Tensor) -> Result<veltair_exec::Feed<'_>, String> {
+    match t.data() {
+        veltair_ir::TensorData::F32(v) => Ok(veltair_exec::Feed::F32(v)),
+        veltair_ir::TensorData::I64(v) => Ok(veltair_exec::Feed::I64(v)),
+        other => Err(format!("{:?} inputs are not supported by generated code", other.dtype())),
     }
 }

@@ -3,13 +3,47 @@
 
 use veltair_codegen::gemm::GemmSchedule;
 
-/// K-block length: the B panel block (`kc × nr` floats) and the packed A tile stay in L1.
+/// Longest k-block: the B panel block (`kc × nr` floats) and the packed A tile stay in L1.
 const KC: usize = 512;
 /// Rows of A packed at once (the packed block stays in L2).
 const MC: usize = 64;
 
-/// A GEMM schedule for `m × n × k` on up to `max_threads` threads.
-pub fn gemm_schedule(m: usize, k: usize, max_threads: usize) -> GemmSchedule {
+/// A GEMM schedule for `m` rows and k-blocks of `kc` on up to `max_threads` threads.
+pub fn gemm_schedule(m: usize, kc: usize, max_threads: usize) -> GemmSchedule {
     let mr = m.clamp(1, 8);
-    GemmSchedule { mr, nr_vecs: 1, kc: KC.min(k), mc: MC.next_multiple_of(mr), k_unroll: 8, max_threads }
+    GemmSchedule { mr, nr_vecs: 1, kc, mc: MC.next_multiple_of(mr), k_unroll: 8, max_threads }
+}
+
+/// The k-block of a plain GEMM of depth `k`.
+pub fn matrix_kc(k: usize) -> usize {
+    KC.min(k)
+}
+
+/// The k-block of a convolution over `c` input channels with GEMM depth `k`: whole taps per
+/// block (or an equal part of one tap's channels), so A is packed by channel runs.
+pub fn conv_kc(c: usize, k: usize) -> usize {
+    if k <= KC {
+        k
+    } else if c <= KC {
+        c * (KC / c)
+    } else {
+        let parts = (c.div_ceil(KC)..=c).find(|d| c.is_multiple_of(*d)).unwrap_or(c);
+        c / parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_blocks_are_tap_aligned() {
+        for c in 1..1100 {
+            for taps in [1, 9, 25, 49] {
+                let kc = conv_kc(c, c * taps);
+                assert!((1..=KC).contains(&kc), "c {c} taps {taps}: {kc}");
+                assert!(kc.is_multiple_of(c) || c.is_multiple_of(kc), "c {c} taps {taps}: {kc}");
+            }
+        }
+    }
 }

@@ -6,11 +6,12 @@ use crate::builder::Arg;
 use crate::layout::{align_rank, stored_axis, stored_shape, Layout};
 use crate::lowerer::{unsupported, Fail, Lowerer};
 use veltair_codegen::copy::CopySpec;
+use veltair_codegen::gather::{compile_gather, compile_i64_to_f32, GatherSpec};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
 use veltair_codegen::pool::{compile_global_pool, compile_pool, PoolKind, PoolSpec};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
-use veltair_ir::{BinaryOp, Node, Op, PoolAttrs, ValueId};
+use veltair_ir::{BinaryOp, DType, Node, Op, PoolAttrs, ValueId};
 
 /// An element-wise kernel input: a graph value, or a layer's intermediate result.
 pub enum Source {
@@ -126,6 +127,41 @@ impl Lowerer<'_> {
                 let dst = self.define(out, Layout::Plain);
                 self.copy(&node.name, CopySpec::slice(&xs, axes)?, src, dst)
             }
+            Op::Gather { axis } => {
+                let xs = self.shape(x).to_vec();
+                let indices = input(1).expect("gather indices");
+                if self.graph.value(indices).ty.dtype != DType::I64 {
+                    return unsupported("gather indices that are not i64");
+                }
+                let spec = GatherSpec {
+                    outer: xs[..*axis].iter().product(),
+                    axis_len: xs[*axis],
+                    inner: xs[axis + 1..].iter().product(),
+                    indices: self.graph.value(indices).ty.numel(),
+                };
+                let (data, idx) = (self.get(x, Layout::Plain)?, self.get(indices, Layout::Plain)?);
+                let k = self.kernel(format!("{spec:?}"), |t| compile_gather(&spec, t))?;
+                let dst = self.define(out, Layout::Plain);
+                let work = self.work(node);
+                self.plan.step(&node.name, k, vec![data, idx, dst], work);
+                Ok(())
+            }
+            Op::Cast { to: DType::F32, .. } => match self.graph.value(x).ty.dtype {
+                DType::F32 => {
+                    let src = self.get(x, Layout::Plain)?;
+                    self.alias(out, Layout::Plain, src);
+                    Ok(())
+                }
+                DType::I64 => {
+                    let n = self.graph.value(x).ty.numel();
+                    let src = self.get(x, Layout::Plain)?;
+                    let k = self.kernel(format!("i64 to f32 {n}"), |t| compile_i64_to_f32(n, t))?;
+                    let dst = self.define(out, Layout::Plain);
+                    self.plan.step(&node.name, k, vec![src, dst], n as u64);
+                    Ok(())
+                }
+                other => unsupported(format!("cast from {other:?}")),
+            },
             Op::Expand(_) => {
                 let (xs, ys) = (self.shape(x).to_vec(), self.shape(out).to_vec());
                 let src = self.get(x, Layout::Plain)?;
