@@ -14,6 +14,7 @@
 use crate::builder::{
     build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range, transpose4, KernelParams,
 };
+use crate::tiling::{elementwise, Access, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -66,6 +67,19 @@ fn row_major(shape: &[usize]) -> Vec<isize> {
 
 impl CopySpec {
     /// Elements of each argument-table entry.
+    /// The iteration domain and schedule: an element-wise domain over the extents.
+    pub fn describe(&self, max_threads: usize) -> (Domain, Schedule) {
+        let names: Vec<String> = (0..self.extents.len()).map(|i| format!("d{i}")).collect();
+        let index = |strides: &[isize], offset: usize| -> String {
+            let terms: Vec<String> = names.iter().zip(strides).map(|(n, s)| format!("{n}*{s}")).collect();
+            format!("{offset}+{}", terms.join("+"))
+        };
+        let src = Access { tensor: "src".into(), index: vec![index(&self.src_strides, self.src_offset)] };
+        let (mut domain, schedule) = elementwise("copy", &self.extents, "= src", vec![src], max_threads);
+        domain.output = Access { tensor: "dst".into(), index: vec![index(&self.dst_strides, self.dst_offset)] };
+        (domain, schedule)
+    }
+
     pub fn arg_elems(&self) -> Vec<usize> {
         vec![self.src_elems, self.dst_elems]
     }

@@ -10,6 +10,7 @@
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range};
 use crate::epilogue::{Epilogue, Site};
 use crate::im2col::{self, ConvGeometry};
+use crate::tiling::{access, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -23,6 +24,35 @@ pub struct DepthwiseSpec {
 }
 
 impl DepthwiseSpec {
+    /// The iteration domain and the (fixed) schedule of the depthwise template.
+    pub fn describe(&self, max_threads: usize) -> (Domain, Schedule) {
+        let g = &self.geometry;
+        let iy = format!("oh*{}+kh*{}-{}", g.stride.0, g.dilation.0, g.pad.0);
+        let ix = format!("ow*{}+kw*{}-{}", g.stride.1, g.dilation.1, g.pad.1);
+        let domain = Domain::new(
+            "depthwise2d",
+            &[("n", g.batch), ("oh", g.oh), ("ow", g.ow), ("c", g.c)],
+            &[("kh", g.kh), ("kw", g.kw)],
+        )
+        .computing(
+            access("out", &["n", "oh", "ow", "c"]),
+            vec![access("x", &["n", &iy, &ix, "c"]), access("w", &["kh", "kw", "c"])],
+            "+= x * w (zero outside x)",
+        );
+        let lines = [
+            "fuse n oh into r".to_string(),
+            format!("parallel r {max_threads}"),
+            "pack w [kh kw c] at compile-time".to_string(),
+            "reorder r ow c kh kw".to_string(),
+            "vectorize c 4".to_string(),
+            format!("unroll kh {}", g.kh),
+            format!("unroll kw {}", g.kw),
+            "cache_write out at c".to_string(),
+            "compute_at epilogue c".to_string(),
+        ];
+        (domain, Schedule::fixed(&lines))
+    }
+
     fn padded_channels(&self) -> usize {
         self.geometry.c.next_multiple_of(4)
     }

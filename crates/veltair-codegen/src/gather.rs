@@ -7,6 +7,7 @@
 //! data (the reference evaluator rejects such indices instead).
 
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::tiling::{access, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder};
@@ -21,6 +22,15 @@ pub struct GatherSpec {
 }
 
 impl GatherSpec {
+    /// The iteration domain and the (fixed) schedule of the template.
+    pub fn describe(&self, max_threads: usize) -> (Domain, Schedule) {
+        let domain = Domain::new("gather", &[("o", self.outer), ("i", self.indices), ("j", self.inner)], &[])
+            .computing(access("out", &["o", "i", "j"]), vec![access("data", &["o", "clamp(idx[i])", "j"])], "= data");
+        let lines =
+            ["fuse o i into slices".to_string(), format!("parallel slices {max_threads}"), "vectorize j 4".to_string()];
+        (domain, Schedule::fixed(&lines))
+    }
+
     /// Elements (f32 slots) of `[data, indices, output]`.
     pub fn arg_elems(&self) -> Vec<usize> {
         vec![self.outer * self.axis_len * self.inner, 2 * self.indices, self.outer * self.indices * self.inner]

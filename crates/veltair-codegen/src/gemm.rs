@@ -14,11 +14,11 @@ use crate::builder::{
 };
 use crate::epilogue::{Epilogue, Site};
 use crate::im2col::{self, ConvGeometry};
+use crate::tiling::{access, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Function, InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
-use std::fmt;
 
 /// Where a bias is added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,27 +67,71 @@ pub struct GemmSchedule {
     pub max_threads: usize,
 }
 
-impl fmt::Display for GemmSchedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "split k by {kc}; split m by {mc} and pack A as [tile][k][{mr}]; parallel over {nr}-column panels (≤ {t} threads); \
-             tile {mr}x{nr} in registers (f32x4 x {v}); unroll k by {u}",
-            kc = self.kc,
-            mc = self.mc,
-            mr = self.mr,
-            nr = 4 * self.nr_vecs,
-            v = self.nr_vecs,
-            u = self.k_unroll,
-            t = self.max_threads
-        )
-    }
-}
-
 impl GemmSchedule {
     /// Panel width in columns.
     pub fn nr(&self) -> usize {
         4 * self.nr_vecs
+    }
+
+    /// The schedule as loop-tiling steps over the spec's domain.
+    pub fn to_schedule(&self, spec: &GemmSpec) -> Schedule {
+        let conv = matches!(spec.a, ASource::Conv2d(_));
+        let prefix = if conv { "fuse n oh ow into m\nfuse kh kw ci into k\n" } else { "" };
+        let text = format!(
+            "{prefix}split k {kc}\nsplit m {mc} {mr}\nsplit n {nr}\nreorder k.0 m.0 n.0 m.1 k.1 m.2 n.1\n\
+             pack B [n.0 k n.1] at compile-time\npack A [m.1 k.1 m.2] at m.0\nparallel n.0 {t}\n\
+             cache_write C at m.1\nvectorize n.1 4\nunroll k.1 {u}\ncompute_at epilogue m.1",
+            kc = self.kc,
+            mc = self.mc,
+            mr = self.mr,
+            nr = self.nr(),
+            t = self.max_threads,
+            u = self.k_unroll
+        );
+        text.parse().expect("the GEMM template parses")
+    }
+
+    /// Reads a schedule of the GEMM template back (the inverse of [`GemmSchedule::to_schedule`]);
+    /// any step outside the template is refused.
+    pub fn from_schedule(spec: &GemmSpec, schedule: &Schedule) -> Result<GemmSchedule, CodegenError> {
+        use crate::tiling::Step;
+        let (kc, (mc, mr), nr) = (
+            schedule.find("split k KC", |s| match s {
+                Step::Split { axis, factors } if axis == "k" && factors.len() == 1 => Some(factors[0]),
+                _ => None,
+            })?,
+            schedule.find("split m MC MR", |s| match s {
+                Step::Split { axis, factors } if axis == "m" && factors.len() == 2 => Some((factors[0], factors[1])),
+                _ => None,
+            })?,
+            schedule.find("split n NR", |s| match s {
+                Step::Split { axis, factors } if axis == "n" && factors.len() == 1 => Some(factors[0]),
+                _ => None,
+            })?,
+        );
+        let max_threads = schedule.find("parallel n.0 T", |s| match s {
+            Step::Parallel { axis, max_threads } if axis == "n.0" => Some(*max_threads),
+            _ => None,
+        })?;
+        let k_unroll = schedule.find("unroll k.1 U", |s| match s {
+            Step::Unroll { axis, factor } if axis == "k.1" => Some(*factor),
+            _ => None,
+        })?;
+        if !nr.is_multiple_of(4) {
+            return Err(CodegenError::Schedule(format!("split n {nr}: panels are whole f32x4 vectors")));
+        }
+        let s = GemmSchedule { mr, nr_vecs: nr / 4, kc, mc, k_unroll, max_threads };
+        let template = s.to_schedule(spec);
+        if let Some((got, want)) = schedule.steps.iter().zip(&template.steps).find(|(a, b)| a != b) {
+            return Err(CodegenError::Schedule(format!(
+                "step `{got}` is outside the GEMM template (expected `{want}`)"
+            )));
+        }
+        if schedule.steps.len() != template.steps.len() {
+            return Err(CodegenError::Schedule(format!("the GEMM template has {} steps", template.steps.len())));
+        }
+        s.validate(spec)?;
+        Ok(s)
     }
 
     fn validate(&self, spec: &GemmSpec) -> Result<(), CodegenError> {
@@ -118,6 +162,31 @@ impl GemmSchedule {
 }
 
 impl GemmSpec {
+    /// The iteration domain: a matrix product, or a 2-D convolution over an NHWC image.
+    pub fn domain(&self) -> Domain {
+        match self.a {
+            ASource::Matrix => Domain::new("gemm", &[("m", self.m), ("n", self.n)], &[("k", self.k)]).computing(
+                access("C", &["m", "n"]),
+                vec![access("A", &["m", "k"]), access("B", &["k", "n"])],
+                "+= A * B",
+            ),
+            ASource::Conv2d(g) => {
+                let iy = format!("oh*{}+kh*{}-{}", g.stride.0, g.dilation.0, g.pad.0);
+                let ix = format!("ow*{}+kw*{}-{}", g.stride.1, g.dilation.1, g.pad.1);
+                Domain::new(
+                    "conv2d",
+                    &[("n", g.batch), ("oh", g.oh), ("ow", g.ow), ("co", self.n)],
+                    &[("kh", g.kh), ("kw", g.kw), ("ci", g.c)],
+                )
+                .computing(
+                    access("out", &["n", "oh", "ow", "co"]),
+                    vec![access("x", &["n", &iy, &ix, "ci"]), access("w", &["kh", "kw", "ci", "co"])],
+                    "+= x * w (zero outside x)",
+                )
+            }
+        }
+    }
+
     fn panels(&self, s: &GemmSchedule) -> usize {
         self.n.div_ceil(s.nr())
     }

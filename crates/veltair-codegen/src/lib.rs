@@ -21,6 +21,7 @@ pub mod pool;
 pub mod probe;
 pub mod rowwise;
 mod target;
+pub mod tiling;
 
 pub use compile::{compile, CodegenError, MachineCode};
 pub use exec::{fma_peak_256, ArgRef, LoadedKernel, Team};

@@ -8,6 +8,7 @@
 
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, store_lanes, thread_range};
 use crate::epilogue::{Epilogue, Site};
+use crate::tiling::{access, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::{types, InstBuilder};
 use cranelift_frontend::Variable;
@@ -30,6 +31,27 @@ pub struct BatchedMatmulSpec {
 }
 
 impl BatchedMatmulSpec {
+    /// The iteration domain and the (fixed) schedule of the template.
+    pub fn describe(&self, max_threads: usize) -> (Domain, Schedule) {
+        let domain =
+            Domain::new("batched_matmul", &[("b", self.batch), ("m", self.m), ("n", self.n)], &[("k", self.k)])
+                .computing(
+                    access("C", &["b", "m", "n"]),
+                    vec![access("A", &["b", "m", "k"]), access("B", &["b", "k", "n"])],
+                    "+= A * B",
+                );
+        let lines = [
+            "fuse b m into r".to_string(),
+            format!("parallel r {max_threads}"),
+            format!("split n {}", 4 * CHUNK_VECS),
+            "reorder r n.0 k n.1".to_string(),
+            "cache_write C at n.0".to_string(),
+            "vectorize n.1 4".to_string(),
+            "compute_at epilogue n.0".to_string(),
+        ];
+        (domain, Schedule::fixed(&lines))
+    }
+
     /// Elements of each argument-table entry.
     pub fn arg_elems(&self) -> Vec<usize> {
         let last = self.batch.saturating_sub(1);

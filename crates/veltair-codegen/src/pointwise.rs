@@ -15,6 +15,7 @@
 
 use crate::builder::{build_kernel, counted_loop, load_lanes, mem, store_lanes, thread_range};
 use crate::math::{self, max_num, min_num, select_cmp, splat};
+use crate::tiling::{access, elementwise, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
@@ -201,6 +202,26 @@ pub struct PointwiseSpec {
 }
 
 impl PointwiseSpec {
+    /// The iteration domain and schedule: the output's axes, the steps as the body.
+    pub fn describe(&self, max_threads: usize) -> (Domain, Schedule) {
+        let inputs = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, shape)| access(&format!("in{i}"), &[&format!("{shape:?} broadcast")]))
+            .collect();
+        let body: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                PointwiseStep::Unary(u) => format!("{u:?}"),
+                PointwiseStep::Binary { op, input, operand_first: false } => format!("{op:?} in{input}"),
+                PointwiseStep::Binary { op, input, operand_first: true } => format!("in{input} {op:?}"),
+            })
+            .collect();
+        elementwise("pointwise", &self.out_shape, &format!("= in0 | {}", body.join(" | ")), inputs, max_threads)
+    }
+
     /// Elements of each argument-table entry: the inputs, then the output.
     pub fn arg_elems(&self) -> Vec<usize> {
         self.inputs.iter().chain([&self.out_shape]).map(|s| s.iter().product()).collect()

@@ -12,6 +12,7 @@
 
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, store_lanes, thread_range};
 use crate::im2col::ConvGeometry;
+use crate::tiling::{access, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
@@ -44,6 +45,32 @@ pub struct PoolSpec {
 }
 
 impl PoolSpec {
+    /// The iteration domain and the (fixed) schedule of the pooling template.
+    pub fn describe(&self, max_threads: usize) -> (Domain, Schedule) {
+        let g = &self.geometry;
+        let iy = format!("oh*{}+kh*{}-{}", g.stride.0, g.dilation.0, g.pad.0);
+        let ix = format!("ow*{}+kw*{}-{}", g.stride.1, g.dilation.1, g.pad.1);
+        let body = match self.kind {
+            PoolKind::Max => "= max (over taps inside x)",
+            PoolKind::Average { count_include_pad: true } => "= mean (padding counted)",
+            PoolKind::Average { count_include_pad: false } => "= mean (over taps inside x)",
+        };
+        let domain = Domain::new(
+            "pool2d",
+            &[("n", g.batch), ("oh", g.oh), ("ow", g.ow), ("c", g.c)],
+            &[("kh", g.kh), ("kw", g.kw)],
+        )
+        .computing(access("out", &["n", "oh", "ow", "c"]), vec![access("x", &["n", &iy, &ix, "c"])], body);
+        let lines = [
+            "fuse n oh into r".to_string(),
+            format!("parallel r {max_threads}"),
+            format!("split c {GROUP}"),
+            "vectorize c.1 4".to_string(),
+            "cache_write out at c.0".to_string(),
+        ];
+        (domain, Schedule::fixed(&lines))
+    }
+
     /// Elements of each argument-table entry.
     pub fn arg_elems(&self) -> Vec<usize> {
         let g = &self.geometry;

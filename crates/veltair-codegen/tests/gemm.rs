@@ -148,3 +148,39 @@ fn invalid_schedules_are_refused() {
         assert!(compile_gemm(&spec, &bad, &target).is_err(), "{bad:?}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn schedules_print_parse_and_rebuild_the_same_kernel(spec in spec_strategy(), sched in schedule_strategy()) {
+        let text = sched.to_schedule(&spec).to_string();
+        let parsed: veltair_codegen::tiling::Schedule = text.parse().unwrap();
+        prop_assert_eq!(parsed.to_string(), text.clone());
+        let back = GemmSchedule::from_schedule(&spec, &parsed).unwrap();
+        prop_assert_eq!(back, sched);
+        let target = Target::x86_64_v3(OptLevel::None).unwrap();
+        prop_assert_eq!(compile_gemm(&spec, &back, &target).unwrap().bytes, compile_gemm(&spec, &sched, &target).unwrap().bytes);
+    }
+}
+
+#[test]
+fn schedules_outside_the_template_are_refused() {
+    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default() };
+    let ok =
+        GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 }.to_schedule(&spec).to_string();
+    for (from, to) in [
+        ("reorder k.0 m.0 n.0 m.1 k.1 m.2 n.1", "reorder m.0 k.0 n.0 m.1 k.1 m.2 n.1"),
+        ("split n 4", "split n 6"),
+        ("vectorize n.1 4", "vectorize n.1 8"),
+        ("unroll k.1 1\n", ""),
+        ("split m 8 4", "split m 6 4"),
+    ] {
+        let bad: veltair_codegen::tiling::Schedule = ok.replace(from, to).parse().unwrap();
+        let err = GemmSchedule::from_schedule(&spec, &bad);
+        assert!(err.is_err(), "`{from}` -> `{to}` was accepted");
+    }
+    for garbage in ["split", "split k x", "pack B [n.0 k", "frobnicate k", "parallel n.0"] {
+        assert!(garbage.parse::<veltair_codegen::tiling::Schedule>().is_err(), "{garbage}");
+    }
+}

@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Also time every step and list the slowest.
     #[arg(long)]
     pub profile: bool,
+    /// Print every step's iteration domain and loop-tiling schedule.
+    #[arg(long)]
+    pub schedules: bool,
     /// Relative tolerance of the comparison.
     #[arg(long, default_value_t = 1e-3)]
     pub rtol: f64,
@@ -58,6 +61,14 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     let plan = lower(&loaded.graph, &target, &LowerOptions { max_threads: args.threads }).map_err(|e| e.to_string())?;
     let lower_time = started.elapsed();
     let (kernels, steps, arena_mib) = (plan.kernels.len(), plan.steps.len(), plan.arena_elems as f64 * 4.0 / 1048576.0);
+    if args.schedules && !args.json {
+        for (i, step) in plan.steps.iter().enumerate() {
+            println!("step {i} `{}` (kernel {}):", step.label, step.kernel);
+            for line in step.schedule.lines() {
+                println!("    {line}");
+            }
+        }
+    }
     let mut exec = Executor::new(plan, &target, args.threads).map_err(|e| e.to_string())?;
 
     let mut all_ok = true;
@@ -119,6 +130,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
             "median_ms": median_ms,
             "runs_ms": times.iter().map(|&d| ms(d)).collect::<Vec<_>>(),
             "layers": layers.iter().map(|(l, t, macs)| json!({"label": l, "median_ms": t, "macs": macs})).collect::<Vec<_>>(),
+            "schedules": args.schedules.then(|| exec.plan().steps.iter().map(|s| json!({"label": s.label, "kernel": s.kernel, "schedule": s.schedule})).collect::<Vec<_>>()),
         });
         println!("{}", serde_json::to_string_pretty(&report).expect("JSON values serialise"));
     } else {

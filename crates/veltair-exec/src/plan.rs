@@ -56,6 +56,8 @@ pub struct Step {
     pub args: Vec<ArgRef>,
     /// Multiply-accumulates (or element operations for kernels without any) per run.
     pub macs: u64,
+    /// The kernel's iteration domain and loop-tiling schedule, as text.
+    pub schedule: String,
 }
 
 impl Plan {

@@ -31,7 +31,8 @@ pub struct PlanBuilder {
     constants: Vec<Vec<f32>>,
     kernels: Vec<MachineCode>,
     kernel_index: HashMap<String, usize>,
-    steps: Vec<(String, usize, Vec<Arg>, u64)>,
+    steps: Vec<Step>,
+    step_args: Vec<Vec<Arg>>,
 }
 
 impl PlanBuilder {
@@ -68,8 +69,9 @@ impl PlanBuilder {
         Ok(self.kernels.len() - 1)
     }
 
-    /// Appends a call of `kernel` over `args`, extending the lifetimes of the buffers it uses.
-    pub fn step(&mut self, label: impl Into<String>, kernel: usize, args: Vec<Arg>, macs: u64) {
+    /// Appends a call of `kernel` over `args`, extending the lifetimes of the buffers it uses;
+    /// `schedule` describes the kernel (domain and schedule text).
+    pub fn step(&mut self, label: impl Into<String>, kernel: usize, args: Vec<Arg>, macs: u64, schedule: String) {
         let step = self.steps.len();
         for a in &args {
             if let Arg::Buf(b) = a {
@@ -77,7 +79,8 @@ impl PlanBuilder {
                 life.last = life.last.max(step);
             }
         }
-        self.steps.push((label.into(), kernel, args, macs));
+        self.steps.push(Step { label: label.into(), kernel, args: Vec::new(), macs, schedule });
+        self.step_args.push(args);
     }
 
     /// Keeps `buf` alive until the end (a model output).
@@ -97,13 +100,9 @@ impl PlanBuilder {
             name,
             steps: self
                 .steps
-                .iter()
-                .map(|(label, kernel, args, macs)| Step {
-                    label: label.clone(),
-                    kernel: *kernel,
-                    args: args.iter().map(place).collect(),
-                    macs: *macs,
-                })
+                .into_iter()
+                .zip(&self.step_args)
+                .map(|(step, args)| Step { args: args.iter().map(place).collect(), ..step })
                 .collect(),
             inputs: inputs.into_iter().map(port).collect(),
             outputs: outputs.into_iter().map(port).collect(),

@@ -14,6 +14,7 @@ use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSpec};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::matmul::{compile_batched_matmul, BatchedMatmulSpec};
 use veltair_codegen::pointwise::PointwiseStep;
+use veltair_codegen::tiling::describe;
 use veltair_ir::{ConvAttrs, EpilogueStep, Node, Op, ValueId};
 
 /// The layer's result (logical shape and stored layout) for epilogue operand classification.
@@ -154,7 +155,7 @@ impl Lowerer<'_> {
             }
             args.push(dst);
             args.extend(operand_args);
-            self.plan.step(&node.name, k, args, work);
+            self.plan.step(&node.name, k, args, work, describe(spec.describe(self.options.max_threads)));
         } else if attrs.group == 1 {
             let pointwise = kh == 1
                 && kw == 1
@@ -188,7 +189,7 @@ impl Lowerer<'_> {
             }
             args.extend([dst, Arg::Buf(scratch)]);
             args.extend(operand_args);
-            self.plan.step(&node.name, k, args, work);
+            self.plan.step(&node.name, k, args, work, format!("{}\n{}", spec.domain(), sched.to_schedule(&spec)));
         } else {
             return unsupported(format!("grouped convolution (group {})", attrs.group));
         }
@@ -243,7 +244,7 @@ impl Lowerer<'_> {
         let mut args = vec![lhs, rhs, dst];
         args.extend(operand_args);
         let work = self.work(node);
-        self.plan.step(&node.name, kernel, args, work);
+        self.plan.step(&node.name, kernel, args, work, describe(spec.describe(self.options.max_threads)));
         if fused.is_none() && !steps.is_empty() {
             self.unfused(node, steps, dst, Layout::Plain)?;
         }
@@ -320,7 +321,7 @@ impl Lowerer<'_> {
         args.extend([dst, Arg::Buf(scratch)]);
         args.extend(operand_args);
         let work = self.work(node);
-        self.plan.step(&node.name, kernel, args, work);
+        self.plan.step(&node.name, kernel, args, work, format!("{}\n{}", spec.domain(), sched.to_schedule(&spec)));
         if fused.is_none() && !steps.is_empty() {
             self.unfused(node, &steps, dst, Layout::Plain)?;
         }

@@ -6,6 +6,7 @@ use crate::builder::{Arg, PendingPort, PlanBuilder};
 use crate::layout::{arrange, layouts_agree, stored_shape, to_layout_perm, Layout};
 use std::collections::HashMap;
 use veltair_codegen::copy::{compile_copy, CopySpec};
+use veltair_codegen::tiling::describe;
 use veltair_codegen::{CodegenError, MachineCode, Target};
 use veltair_exec::{Plan, PortType};
 use veltair_ir::{DType, Graph, Node, NodeStats, Op, ValueId};
@@ -208,7 +209,7 @@ impl Lowerer<'_> {
     pub fn copy(&mut self, label: &str, spec: CopySpec, src: Arg, dst: Arg) -> Result<(), Fail> {
         let elems = spec.extents.iter().product::<usize>() as u64;
         let k = self.kernel(format!("copy {spec:?}"), |t| compile_copy(&spec, t))?;
-        self.plan.step(label, k, vec![src, dst], elems);
+        self.plan.step(label, k, vec![src, dst], elems, describe(spec.describe(self.options.max_threads)));
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
 use veltair_codegen::pool::{compile_global_pool, compile_pool, PoolKind, PoolSpec};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
+use veltair_codegen::tiling::{access, describe, elementwise, row_kernel};
 use veltair_ir::{BinaryOp, DType, Node, Op, PoolAttrs, ValueId};
 
 /// An element-wise kernel input: a graph value, or a layer's intermediate result.
@@ -49,7 +50,19 @@ impl Lowerer<'_> {
                 })?;
                 let dst = self.define(out, Layout::Nhwc);
                 let work = self.work(node);
-                self.plan.step(&node.name, k, vec![src, dst], work);
+                self.plan.step(
+                    &node.name,
+                    k,
+                    vec![src, dst],
+                    work,
+                    describe(row_kernel(
+                        "global_pool",
+                        xs[0] * xs[1],
+                        xs[2] * xs[3],
+                        if max { "= max" } else { "= mean" },
+                        self.options.max_threads,
+                    )),
+                );
                 Ok(())
             }
             Op::Softmax { axis, log, coerce_2d } => {
@@ -63,7 +76,19 @@ impl Lowerer<'_> {
                 let k = self.kernel(format!("softmax {rows} {len} {log}"), |t| compile_softmax(rows, len, *log, t))?;
                 let dst = self.define(out, Layout::Plain);
                 let work = self.work(node);
-                self.plan.step(&node.name, k, vec![src, dst], work);
+                self.plan.step(
+                    &node.name,
+                    k,
+                    vec![src, dst],
+                    work,
+                    describe(row_kernel(
+                        "softmax",
+                        rows,
+                        len,
+                        if *log { "= log_softmax" } else { "= softmax" },
+                        self.options.max_threads,
+                    )),
+                );
                 Ok(())
             }
             Op::LayerNorm { axis, epsilon } => {
@@ -85,7 +110,19 @@ impl Lowerer<'_> {
                 })?;
                 args.push(self.define(out, Layout::Plain));
                 let work = self.work(node);
-                self.plan.step(&node.name, k, args, work);
+                self.plan.step(
+                    &node.name,
+                    k,
+                    args,
+                    work,
+                    describe(row_kernel(
+                        "layernorm",
+                        rows,
+                        len,
+                        "= (x - mean) / std * scale + bias",
+                        self.options.max_threads,
+                    )),
+                );
                 Ok(())
             }
             Op::Reduce { op, axes, .. } => {
@@ -103,7 +140,13 @@ impl Lowerer<'_> {
                     self.kernel(format!("reduce {op:?} {rows} {len}"), |t| compile_reduce_rows(rows, len, *op, t))?;
                 let dst = self.define(out, Layout::Plain);
                 let work = self.work(node);
-                self.plan.step(&node.name, k, vec![src, dst], work);
+                self.plan.step(
+                    &node.name,
+                    k,
+                    vec![src, dst],
+                    work,
+                    describe(row_kernel("reduce", rows, len, &format!("= {op:?}"), self.options.max_threads)),
+                );
                 Ok(())
             }
             Op::Reshape(_) => {
@@ -143,7 +186,13 @@ impl Lowerer<'_> {
                 let k = self.kernel(format!("{spec:?}"), |t| compile_gather(&spec, t))?;
                 let dst = self.define(out, Layout::Plain);
                 let work = self.work(node);
-                self.plan.step(&node.name, k, vec![data, idx, dst], work);
+                self.plan.step(
+                    &node.name,
+                    k,
+                    vec![data, idx, dst],
+                    work,
+                    describe(spec.describe(self.options.max_threads)),
+                );
                 Ok(())
             }
             Op::Cast { to: DType::F32, .. } => match self.graph.value(x).ty.dtype {
@@ -157,7 +206,19 @@ impl Lowerer<'_> {
                     let src = self.get(x, Layout::Plain)?;
                     let k = self.kernel(format!("i64 to f32 {n}"), |t| compile_i64_to_f32(n, t))?;
                     let dst = self.define(out, Layout::Plain);
-                    self.plan.step(&node.name, k, vec![src, dst], n as u64);
+                    self.plan.step(
+                        &node.name,
+                        k,
+                        vec![src, dst],
+                        n as u64,
+                        describe(elementwise(
+                            "cast_i64_f32",
+                            &[n],
+                            "= f32(x)",
+                            vec![access("x", &["d0"])],
+                            self.options.max_threads,
+                        )),
+                    );
                     Ok(())
                 }
                 other => unsupported(format!("cast from {other:?}")),
@@ -207,7 +268,7 @@ impl Lowerer<'_> {
         let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
         args.push(self.define(out, layout));
         let work = ys.iter().product::<usize>() as u64;
-        self.plan.step(label, k, args, work);
+        self.plan.step(label, k, args, work, describe(spec.describe(self.options.max_threads)));
         Ok(())
     }
 
@@ -247,7 +308,7 @@ impl Lowerer<'_> {
         let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
         let dst = self.define(node.outputs[0], layout);
         let work = self.work(node);
-        self.plan.step(&node.name, k, vec![src, s, t, dst], work);
+        self.plan.step(&node.name, k, vec![src, s, t, dst], work, describe(spec.describe(self.options.max_threads)));
         Ok(())
     }
 
@@ -275,7 +336,7 @@ impl Lowerer<'_> {
         let k = self.kernel(format!("{spec:?}"), |t| compile_pool(&spec, t))?;
         let dst = self.define(node.outputs[0], Layout::Nhwc);
         let work = self.work(node) * (p.kernel[0] * p.kernel[1]) as u64;
-        self.plan.step(&node.name, k, vec![src, dst], work);
+        self.plan.step(&node.name, k, vec![src, dst], work, describe(spec.describe(self.options.max_threads)));
         Ok(())
     }
 
