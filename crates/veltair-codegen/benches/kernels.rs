@@ -37,8 +37,15 @@ fn gemm(c: &mut Criterion) {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let mut g = c.benchmark_group("gemm_1thread");
     for size in [256, 512, 1024] {
-        let spec =
-            GemmSpec { m: size, n: size, k: size, a: ASource::Matrix, bias: Bias::None, epilogue: Epilogue::default() };
+        let spec = GemmSpec {
+            m: size,
+            n: size,
+            k: size,
+            a: ASource::Matrix,
+            bias: Bias::None,
+            epilogue: Epilogue::default(),
+            out: None,
+        };
         let s = schedule(size);
         let kernel = LoadedKernel::load(&compile_gemm(&spec, &s, &target).unwrap(), &target).unwrap();
         let mut a: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.1).collect();
@@ -94,6 +101,7 @@ fn convs(c: &mut Criterion) {
             a: ASource::Conv2d(geo),
             bias: Bias::PerCol,
             epilogue: Epilogue::unary(UnaryOp::Relu),
+            out: None,
         };
         let s = GemmSchedule { mr: 8, nr_vecs: 1, kc: 256, mc: 64, k_unroll: 4, max_threads: 1 };
         let code = compile_gemm(&spec, &s, &target).unwrap();

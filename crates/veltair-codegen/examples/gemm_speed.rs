@@ -8,8 +8,15 @@ use veltair_codegen::{LoadedKernel, OptLevel, Target};
 
 fn main() {
     let size: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(512);
-    let spec =
-        GemmSpec { m: size, n: size, k: size, a: ASource::Matrix, bias: Bias::None, epilogue: Epilogue::default() };
+    let spec = GemmSpec {
+        m: size,
+        n: size,
+        k: size,
+        a: ASource::Matrix,
+        bias: Bias::None,
+        epilogue: Epilogue::default(),
+        out: None,
+    };
     for opt in [OptLevel::None] {
         let target = Target::x86_64_v3(opt).unwrap();
         for (mr, nv) in [(12, 1), (8, 1)] {

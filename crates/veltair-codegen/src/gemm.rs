@@ -7,7 +7,8 @@
 //! The last k-block adds the bias and applies the epilogue to the register tile before storing.
 //!
 //! Argument table: `[A (M·K), B packed (panels·K·nr), bias (M or N, if any), C (M·N),
-//! scratch (max_threads·mc·kc), epilogue operands…]`.
+//! scratch (max_threads·mc·kc), epilogue operands…]`; C may be a column slice of a wider
+//! matrix ([`OutView`]), so a layer can write straight into a Concat's output.
 
 use crate::builder::{
     build_kernel, counted_loop, if_then, lanes, load_lanes, mem, store_lanes, thread_range, transpose4,
@@ -48,6 +49,16 @@ pub struct GemmSpec {
     pub a: ASource,
     pub bias: Bias,
     pub epilogue: Epilogue,
+    /// Where C lives when it is a slice of a wider row-major matrix (a Concat output the layer
+    /// writes straight into); `None`: C is a contiguous `[M, N]`.
+    pub out: Option<OutView>,
+}
+
+/// C as columns `col_offset .. col_offset + N` of a row-major `[M, row_stride]` matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutView {
+    pub row_stride: usize,
+    pub col_offset: usize,
 }
 
 /// How the loops are tiled.
@@ -143,11 +154,12 @@ impl GemmSchedule {
             (self.kc == 0 || self.k_unroll == 0 || self.max_threads == 0, "kc, k_unroll and max_threads must be >= 1"),
             (self.mc == 0 || !self.mc.is_multiple_of(self.mr), "mc must be a positive multiple of mr"),
             (spec.m == 0 || spec.n == 0 || spec.k == 0, "empty GEMM"),
+            (spec.out.is_some_and(|o| o.col_offset + spec.n > o.row_stride), "C's columns exceed its row stride"),
             (
                 matches!(spec.a, ASource::Conv2d(g) if g.m() != spec.m || g.k() != spec.k || g.stride.0 * g.stride.1 * g.dilation.0 * g.dilation.1 == 0),
                 "convolution geometry does not match the GEMM shape",
             ),
-            ((spec.m.max(self.mc) * spec.k.max(spec.n)) as u64 * 4 >= 1 << 31, "GEMM too large for 32-bit offsets"),
+            ((spec.m.max(self.mc) * spec.k.max(spec.ldc())) as u64 * 4 >= 1 << 31, "GEMM too large for 32-bit offsets"),
         ];
         match problems.iter().find(|(bad, _)| *bad) {
             Some((_, why)) => Err(CodegenError::Schedule(why.to_string())),
@@ -187,6 +199,11 @@ impl GemmSpec {
         }
     }
 
+    /// Elements between rows of C.
+    fn ldc(&self) -> usize {
+        self.out.map_or(self.n, |o| o.row_stride)
+    }
+
     fn panels(&self, s: &GemmSchedule) -> usize {
         self.n.div_ceil(s.nr())
     }
@@ -203,7 +220,7 @@ impl GemmSpec {
             Bias::PerRow => v.push(self.m),
             Bias::PerCol => v.push(self.n),
         }
-        v.push(self.m * self.n);
+        v.push(self.m * self.ldc());
         v.push(s.max_threads * s.scratch_per_thread(self));
         v.extend(self.epilogue.arg_elems(self.m, self.n));
         v
@@ -547,16 +564,18 @@ fn copy_conv_tile(
 
 /// Address of C's element `(m0, panel p column 0)`.
 fn c_base(b: &mut FunctionBuilder, ctx: &Ctx, p: Value, m0: Value) -> Value {
-    let row = b.ins().imul_imm_s(m0, (ctx.spec.n * 4) as i64);
+    let row = b.ins().imul_imm_s(m0, (ctx.spec.ldc() * 4) as i64);
     let col = b.ins().imul_imm_s(p, (ctx.s.nr() * 4) as i64);
     let off = b.ins().iadd(row, col);
-    b.ins().iadd(ctx.c, off)
+    let first = ctx.spec.out.map_or(0, |o| o.col_offset * 4);
+    let c = b.ins().iadd_imm_s(ctx.c, first as i64);
+    b.ins().iadd(c, off)
 }
 
 /// One register tile: rows `m0 + t·mr ..` (`rows` of them) × panel `p` over the k-block.
 #[allow(clippy::too_many_arguments)]
 fn tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, p: Value, cols: usize, m0: Value, t: Value, rows: usize) {
-    let (n, k, mr, nr, nv, u) = (ctx.spec.n, ctx.spec.k, ctx.s.mr, ctx.s.nr(), ctx.s.nr_vecs, ctx.s.k_unroll);
+    let (n, k, mr, nr, nv, u) = (ctx.spec.ldc(), ctx.spec.k, ctx.s.mr, ctx.s.nr(), ctx.s.nr_vecs, ctx.s.k_unroll);
     let tile_row = b.ins().imul_imm_s(t, mr as i64);
     let row0 = b.ins().iadd(m0, tile_row);
     let cb = c_base(b, ctx, p, row0);

@@ -22,6 +22,7 @@ pub mod probe;
 pub mod rowwise;
 mod target;
 pub mod tiling;
+pub mod winograd;
 
 pub use compile::{compile, CodegenError, MachineCode};
 pub use exec::{fma_peak_256, ArgRef, LoadedKernel, Team};

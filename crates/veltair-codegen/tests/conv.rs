@@ -76,6 +76,7 @@ fn check(case: &Case, sched: GemmSchedule, threads: usize, epilogue: usize) -> R
         a: ASource::Conv2d(g),
         bias: Bias::PerCol,
         epilogue: epilogue_case(epilogue),
+        out: None,
     };
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_gemm(&spec, &sched, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -81,6 +81,7 @@ fn spec_strategy() -> impl Strategy<Value = GemmSpec> {
         a: ASource::Matrix,
         bias: [Bias::None, Bias::PerRow, Bias::PerCol][bias],
         epilogue: epilogue_case(epilogue),
+        out: None,
     })
 }
 
@@ -108,7 +109,15 @@ proptest! {
 
 #[test]
 fn large_tiles_and_many_k_blocks() {
-    let spec = GemmSpec { m: 100, n: 70, k: 300, a: ASource::Matrix, bias: Bias::PerCol, epilogue: epilogue_case(3) };
+    let spec = GemmSpec {
+        m: 100,
+        n: 70,
+        k: 300,
+        a: ASource::Matrix,
+        bias: Bias::PerCol,
+        epilogue: epilogue_case(3),
+        out: None,
+    };
     for sched in [
         GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, mc: 48, k_unroll: 8, max_threads: 3 },
         GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, mc: 120, k_unroll: 4, max_threads: 3 },
@@ -121,7 +130,8 @@ fn large_tiles_and_many_k_blocks() {
 #[test]
 fn more_threads_than_the_scratch_allows_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default() };
+    let spec =
+        GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
     let s = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
     let code = compile_gemm(&spec, &s, &target).unwrap();
     let kernel = LoadedKernel::load(&code, &target).unwrap();
@@ -136,7 +146,8 @@ fn more_threads_than_the_scratch_allows_are_refused() {
 #[test]
 fn invalid_schedules_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default() };
+    let spec =
+        GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
     let ok = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
     assert!(compile_gemm(&spec, &ok, &target).is_ok());
     for bad in [
@@ -166,7 +177,8 @@ proptest! {
 
 #[test]
 fn schedules_outside_the_template_are_refused() {
-    let spec = GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default() };
+    let spec =
+        GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
     let ok =
         GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 }.to_schedule(&spec).to_string();
     for (from, to) in [
@@ -182,5 +194,53 @@ fn schedules_outside_the_template_are_refused() {
     }
     for garbage in ["split", "split k x", "pack B [n.0 k", "frobnicate k", "parallel n.0"] {
         assert!(garbage.parse::<veltair_codegen::tiling::Schedule>().is_err(), "{garbage}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// C as a column slice of a wider matrix (a Concat output): the slice gets the product,
+    /// every other column is left untouched.
+    #[test]
+    fn output_slices_of_wider_matrices(
+        spec in spec_strategy(), sched in schedule_strategy(), left in 0usize..9, right in 0usize..9, threads in 1usize..=4,
+    ) {
+        use veltair_codegen::gemm::OutView;
+        let (m, n) = (spec.m, spec.n);
+        let stride = left + n + right;
+        let wide = GemmSpec { out: Some(OutView { row_stride: stride, col_offset: left }), ..spec.clone() };
+        let target = Target::x86_64_v3(OptLevel::None).unwrap();
+        let code = compile_gemm(&wide, &sched, &target).unwrap();
+        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let mut a = values(m * spec.k, 1);
+        let b = values(spec.k * n, 2);
+        let mut bp = pack_b(&wide, &sched, &b);
+        let mut bias = values(m.max(n), 3);
+        let mut c = vec![f32::NAN; m * stride];
+        let mut scratch = vec![f32::NAN; code.arg_elems[code.arg_elems.len() - 1 - spec.epilogue.operands.len()]];
+        let mut operands = epilogue_operands(&spec.epilogue, m, n);
+        let want = reference(&spec, &a, &b, &bias, &operands);
+        {
+            let mut args: Vec<&mut [f32]> = vec![&mut a, &mut bp];
+            if spec.bias != Bias::None {
+                args.push(&mut bias);
+            }
+            args.push(&mut c);
+            args.push(&mut scratch);
+            args.extend(operands.iter_mut().map(|o| o.as_mut_slice()));
+            kernel.run(&mut args, threads).unwrap();
+        }
+        for r in 0..m {
+            for col in 0..stride {
+                let got = c[r * stride + col];
+                if (left..left + n).contains(&col) {
+                    let w = want[r * n + col - left];
+                    prop_assert!((got - w).abs() <= 1e-4 * (spec.k as f32).sqrt() + 1e-5 * w.abs(), "row {r} col {col}: {got} vs {w}");
+                } else {
+                    prop_assert!(got.is_nan(), "row {r} col {col} outside the slice was written");
+                }
+            }
+        }
     }
 }

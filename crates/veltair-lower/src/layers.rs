@@ -10,12 +10,28 @@ use crate::schedule::{conv_kc, gemm_schedule, matrix_kc};
 use crate::simple::Source;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::{Epilogue, Operand, Step};
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSpec, OutView};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::matmul::{compile_batched_matmul, BatchedMatmulSpec};
 use veltair_codegen::pointwise::PointwiseStep;
-use veltair_codegen::tiling::describe;
+use veltair_codegen::tiling::{describe, elementwise};
+use veltair_codegen::winograd::{
+    compile_input_transform, compile_output_transform, transform_weights, WinogradSpec, WinogradTile,
+};
 use veltair_ir::{ConvAttrs, EpilogueStep, Node, Op, ValueId};
+
+/// Channels (in and out) from which 3x3 stride-1 convolutions use Winograd: below, the
+/// per-position GEMMs are too thin to gain.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// A convolution's runtime operands and fused tail, as every lowering of it needs them.
+struct ConvParts {
+    input: Arg,
+    dst: Arg,
+    bias: Option<Vec<f32>>,
+    epilogue: Epilogue,
+    operand_args: Vec<Arg>,
+}
 
 /// The layer's result (logical shape and stored layout) for epilogue operand classification.
 struct ResultView {
@@ -140,13 +156,28 @@ impl Lowerer<'_> {
         let fused = self.epilogue(node, steps, &view)?;
         let (epilogue, operand_args) = fused.clone().unwrap_or_default();
         let input = self.get(x, Layout::Nhwc)?;
-        let dst = if fused.is_some() || steps.is_empty() {
-            self.define(out, Layout::Nhwc)
-        } else {
-            Arg::Buf(self.plan.buffer(ys.iter().product()))
+        let complete = fused.is_some() || steps.is_empty();
+        let winograd = WinogradSpec { geometry: g, cout, tile: WinogradTile::F4x4 };
+        let use_winograd = attrs.group == 1
+            && (kh, kw, g.stride, g.dilation) == (3, 3, (1, 1), (1, 1))
+            && cin >= WINOGRAD_MIN_CHANNELS
+            && cout >= WINOGRAD_MIN_CHANNELS
+            && winograd.validate().is_ok();
+        // A dense convolution feeding only a channel Concat writes into its slice of the output.
+        let slot = self.concat_slots.get(&out).copied().filter(|_| complete && attrs.group == 1 && !use_winograd);
+        let dst = match slot {
+            Some(slot) => {
+                self.written_in_place.insert(out);
+                self.get_or_define(slot.concat, Layout::Nhwc)
+            }
+            None if complete => self.define(out, Layout::Nhwc),
+            None => Arg::Buf(self.plan.buffer(ys.iter().product())),
         };
         let work = self.work(node);
-        if attrs.group == cin && cout == cin && ws[1] == 1 && cin > 1 {
+        if use_winograd {
+            let parts = ConvParts { input, dst, bias, epilogue, operand_args };
+            self.winograd(node, &winograd, &w, parts, work)?;
+        } else if attrs.group == cin && cout == cin && ws[1] == 1 && cin > 1 {
             let spec = DepthwiseSpec { geometry: g, bias: bias.is_some(), epilogue };
             let k = self.kernel(format!("{spec:?}"), |t| compile_depthwise(&spec, t))?;
             let mut args = vec![input, self.plan.constant(spec.pack_weights(&w))];
@@ -169,6 +200,7 @@ impl Lowerer<'_> {
                 a,
                 bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
                 epilogue,
+                out: slot.map(|s| OutView { row_stride: s.channels, col_offset: s.offset }),
             };
             let kc = if pointwise { matrix_kc(spec.k) } else { conv_kc(cin, spec.k) };
             let sched = gemm_schedule(spec.m, kc, self.options.max_threads);
@@ -251,6 +283,66 @@ impl Lowerer<'_> {
         Ok(())
     }
 
+    /// A 3x3 stride-1 convolution as Winograd F(4x4, 3x3): the input transform, one GEMM per
+    /// transform position (sharing one kernel, over slices of the transformed buffers), and the
+    /// output transform with bias and epilogue.
+    fn winograd(
+        &mut self,
+        node: &Node,
+        spec: &WinogradSpec,
+        w: &[f32],
+        parts: ConvParts,
+        work: u64,
+    ) -> Result<(), Fail> {
+        let threads = self.options.max_threads;
+        let positions = spec.tile.positions();
+        let v = self.plan.buffer(spec.v_elems());
+        let k_in = self.kernel(format!("winograd input {spec:?}"), |t| compile_input_transform(spec, t))?;
+        let (tiles, c) = (spec.tiles(), spec.geometry.c);
+        let shape = [positions, tiles, c];
+        let describe_transform =
+            |what: &str| describe(elementwise(what, &shape, "= Bᵀ d B (per 6x6 tile)", vec![], threads));
+        self.plan.step(
+            format!("{} winograd input", node.name),
+            k_in,
+            vec![parts.input, Arg::Buf(v)],
+            0,
+            describe_transform("winograd_input"),
+        );
+        let m = self.plan.buffer(spec.m_elems());
+        let gspec = spec.gemm_spec();
+        let sched = gemm_schedule(gspec.m, matrix_kc(gspec.k), threads);
+        let k_gemm = self.kernel(format!("{gspec:?} {sched:?}"), |t| compile_gemm(&gspec, &sched, t))?;
+        let scratch = self.plan.buffer(gspec.arg_elems(&sched)[3]);
+        let schedule = format!("{}\n{}", gspec.domain(), sched.to_schedule(&gspec));
+        for (xi, u) in transform_weights(spec, w).into_iter().enumerate() {
+            let packed = self.plan.constant(pack_b(&gspec, &sched, &u));
+            let a = Arg::Slice(v, xi * spec.v_stride(), gspec.m * gspec.k);
+            let c = Arg::Slice(m, xi * spec.m_stride(), gspec.m * gspec.n);
+            let label = format!("{} winograd gemm {xi}", node.name);
+            self.plan.step(
+                label,
+                k_gemm,
+                vec![a, packed, c, Arg::Buf(scratch)],
+                work / positions as u64,
+                schedule.clone(),
+            );
+        }
+        let has_bias = parts.bias.is_some();
+        let epilogue = parts.epilogue;
+        let k_out = self.kernel(format!("winograd output {spec:?} {has_bias} {epilogue:?}"), |t| {
+            compile_output_transform(spec, has_bias, &epilogue, t)
+        })?;
+        let mut args = vec![Arg::Buf(m)];
+        if let Some(b) = parts.bias {
+            args.push(self.plan.constant(b));
+        }
+        args.push(parts.dst);
+        args.extend(parts.operand_args);
+        self.plan.step(format!("{} winograd output", node.name), k_out, args, 0, describe_transform("winograd_output"));
+        Ok(())
+    }
+
     /// Gemm (`alpha`, `beta`, `trans_b`) or MatMul: runtime A `[…, M, K]` times constant B.
     fn gemm(
         &mut self,
@@ -310,6 +402,7 @@ impl Lowerer<'_> {
             a: ASource::Matrix,
             bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
             epilogue,
+            out: None,
         };
         let sched = gemm_schedule(m, matrix_kc(k), self.options.max_threads);
         let kernel = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;

@@ -4,7 +4,7 @@
 
 use crate::builder::{Arg, PendingPort, PlanBuilder};
 use crate::layout::{arrange, layouts_agree, stored_shape, to_layout_perm, Layout};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use veltair_codegen::copy::{compile_copy, CopySpec};
 use veltair_codegen::tiling::describe;
 use veltair_codegen::{CodegenError, MachineCode, Target};
@@ -52,7 +52,15 @@ pub fn unsupported<T>(why: impl Into<String>) -> Result<T, Fail> {
 
 /// Lowers `graph` (shapes static, passes applied) to a plan for `target`.
 pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<Plan, LowerError> {
-    let mut l = Lowerer { graph, target, options, plan: PlanBuilder::default(), locs: HashMap::new() };
+    let mut l = Lowerer {
+        graph,
+        target,
+        options,
+        plan: PlanBuilder::default(),
+        locs: HashMap::new(),
+        concat_slots: concat_slots(graph),
+        written_in_place: HashSet::new(),
+    };
     let mut inputs = Vec::new();
     for &v in &graph.inputs {
         let value = graph.value(v);
@@ -121,6 +129,53 @@ pub struct Lowerer<'a> {
     pub plan: PlanBuilder,
     /// Where each computed value lives, per layout.
     locs: HashMap<(ValueId, Layout), Arg>,
+    /// Values a convolution may write straight into a channel slice of a Concat's output.
+    pub concat_slots: HashMap<ValueId, ConcatSlot>,
+    /// Values that were written into their Concat's output (the Concat skips them).
+    pub written_in_place: HashSet<ValueId>,
+}
+
+/// Where a Concat input lives inside the Concat's (NHWC) output.
+#[derive(Clone, Copy, Debug)]
+pub struct ConcatSlot {
+    pub concat: ValueId,
+    pub channels: usize,
+    pub offset: usize,
+}
+
+/// Inputs of channel Concats over images that are produced by a dense convolution and read by
+/// nothing else: those convolutions can write into the Concat's output directly.
+fn concat_slots(graph: &Graph) -> HashMap<ValueId, ConcatSlot> {
+    let mut readers = vec![0usize; graph.values.len()];
+    for id in graph.nodes.iter().flat_map(|n| n.inputs.iter().flatten()).chain(&graph.outputs) {
+        readers[id.0] += 1;
+    }
+    let dense_conv = |v: ValueId| {
+        graph.nodes.iter().find(|n| n.outputs.first() == Some(&v)).is_some_and(|n| {
+            let main = match &n.op {
+                Op::Fused { main, .. } => main.as_ref(),
+                op => op,
+            };
+            matches!(main, Op::Conv(a) if a.group == 1 && a.kernel.len() == 2)
+        })
+    };
+    let mut slots = HashMap::new();
+    for node in &graph.nodes {
+        let Op::Concat { axis: 1 } = node.op else { continue };
+        let out = node.outputs[0];
+        let shape = &graph.value(out).ty.shape;
+        if shape.len() != 4 || graph.value(out).ty.dtype != DType::F32 {
+            continue;
+        }
+        let mut offset = 0;
+        for v in node.inputs.iter().flatten() {
+            if readers[v.0] == 1 && !graph.outputs.contains(v) && dense_conv(*v) {
+                slots.insert(*v, ConcatSlot { concat: out, channels: shape[1], offset });
+            }
+            offset += graph.value(*v).ty.shape[1];
+        }
+    }
+    slots
 }
 
 impl Lowerer<'_> {
@@ -152,6 +207,14 @@ impl Lowerer<'_> {
     /// Makes `v` an alias of `arg` (a view: same buffer, new shape).
     pub fn alias(&mut self, v: ValueId, layout: Layout, arg: Arg) {
         self.register(v, layout, arg);
+    }
+
+    /// The buffer of `v` in `layout` if it is computed already, else a fresh one.
+    pub fn get_or_define(&mut self, v: ValueId, layout: Layout) -> Arg {
+        match self.locs.get(&(v, layout)) {
+            Some(&arg) => arg,
+            None => self.define(v, layout),
+        }
     }
 
     /// Whether `v` is held in `layout` (and not also identically in the other).

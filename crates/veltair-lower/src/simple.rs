@@ -340,24 +340,29 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// Concat: each input copied into its slot of the output, channels-last when every input
-    /// already is.
+    /// Concat: each input copied into its slot of the output (except those their producer
+    /// already wrote there), channels-last when every input already is.
     fn concat(&mut self, node: &Node, axis: usize) -> Result<(), Fail> {
         let out = node.outputs[0];
         let ys = self.shape(out).to_vec();
         let parts: Vec<ValueId> = node.inputs.iter().flatten().copied().collect();
+        let in_place = parts.iter().any(|v| self.written_in_place.contains(v));
         let nhwc = ys.len() == 4
-            && parts.iter().all(|&v| self.prefers(v, Layout::Nhwc) || self.graph.value(v).constant.is_some());
+            && (in_place
+                || parts.iter().all(|&v| self.prefers(v, Layout::Nhwc) || self.graph.value(v).constant.is_some()));
         let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
-        let srcs = parts.iter().map(|&v| self.get(v, layout)).collect::<Result<Vec<_>, _>>()?;
-        let dst = self.define(out, layout);
+        let copied: Vec<ValueId> = parts.iter().copied().filter(|v| !self.written_in_place.contains(v)).collect();
+        let srcs = copied.iter().map(|&v| self.get(v, layout)).collect::<Result<Vec<_>, _>>()?;
+        let dst = self.get_or_define(out, layout);
         let out_stored = stored_shape(&ys, layout);
         let stored = stored_axis(axis, ys.len(), layout);
         let mut offset = 0;
-        for (i, (&v, src)) in parts.iter().zip(srcs).enumerate() {
+        let mut srcs = srcs.into_iter();
+        for (i, &v) in parts.iter().enumerate() {
             let part = stored_shape(self.shape(v), layout);
             let len = part[stored];
-            if part.iter().product::<usize>() > 0 {
+            let src = if self.written_in_place.contains(&v) { None } else { srcs.next() };
+            if let Some(src) = src.filter(|_| part.iter().product::<usize>() > 0) {
                 let spec = CopySpec::concat_part(&part, &out_stored, stored, offset)?;
                 self.copy(&format!("{} part {i}", node.name), spec, src, dst)?;
             }
