@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the committed small zoo: import each model in models/small/, list its layers,
-# run the reference evaluator on its test data and compare with the onnxruntime outputs.
-# Exits non-zero if any model fails. Extra arguments go to every `check` (e.g. --json).
+# The main job on the committed small zoo: for each model in models/small/, `check` it (import,
+# list its layers, evaluate with the reference evaluator, compare with the onnxruntime outputs),
+# then `run` it on Cranelift-generated code (lower, execute, compare with the same outputs, time
+# it). Exits non-zero if any model fails. Extra arguments go to every `check` (e.g. --json).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -10,8 +11,9 @@ status=0
 for dir in models/small/*/; do
     name=$(basename "$dir")
     echo "=== $name"
-    if ./target/release/veltair-compile check "$dir/model.onnx" --data "$dir/test_data_set_0" "$@"; then
-        results+=("$name: ok")
+    if ./target/release/veltair-compile check "$dir/model.onnx" --data "$dir/test_data_set_0" "$@" &&
+        ./target/release/veltair-compile run "$dir/model.onnx" --data "$dir/test_data_set_0" --repeat 20; then
+        results+=("$name: ok (reference evaluator and generated code)")
     else
         results+=("$name: FAILED")
         status=1

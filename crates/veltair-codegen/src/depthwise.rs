@@ -1,19 +1,35 @@
 //! Depthwise 2-D convolution over NHWC images (each channel convolved with its own `kh × kw`
-//! filter, as in MobileNet and EfficientNet). Vectorised over channels (f32x4), taps unrolled,
-//! output rows split among threads: thread `t` of `T` computes rows `R·t/T .. R·(t+1)/T` of
-//! the `R = N·OH` output rows.
+//! filter, as in MobileNet and EfficientNet). Vectorised over channels (f32x4), output rows split
+//! among threads: thread `t` of `T` computes rows `R·t/T .. R·(t+1)/T` of the `R = N·OH` output
+//! rows.
+//!
+//! No bounds are checked at run time: at compile time the output rows are split into runs whose
+//! windows have the same taps inside the input (top border rows, interior rows, bottom border
+//! rows), each run getting its own code, and every output column gets the taps of its window
+//! inside the input (left border, interior, right border), so only those taps are loaded.
+//!
+//! A row is computed in register blocks of up to `P = 8` neighbouring output pixels times one
+//! channel vector: each weight vector loaded serves the block's `P` accumulators, and each input
+//! vector loaded serves every pixel of the block whose window row covers it (windows overlap for
+//! stride 1, and for stride 2 with `kw ≥ 3`). The interior of a wide row is a loop over blocks of
+//! `P` pixels (all taps inside), each looping over the channel vectors, so the `kh` input row
+//! segments a block reads stay in L1 from one channel vector to the next; the borders, and whole
+//! rows narrower than two blocks, are blocks at fixed columns under one channel loop. The
+//! epilogue is applied to each accumulator just before its store.
 //!
 //! Argument table: `[input (N·H·W·C), weights (kh·kw·C₄), bias (C₄, if any), output
 //! (N·OH·OW·C), epilogue operands…]`, with `C₄` the channel count rounded up to a multiple of 4.
 //! The epilogue sees the output as `[N·OH·OW, C]`.
 
-use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range};
+use crate::builder::{build_kernel, counted_loop, load_lanes, mem, store_lanes, thread_range};
 use crate::epilogue::{Epilogue, Site};
-use crate::im2col::{self, ConvGeometry};
+use crate::im2col::ConvGeometry;
 use crate::tiling::{access, Domain, Schedule};
 use crate::{compile, CodegenError, MachineCode, Target};
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
+use std::ops::Range;
 
 /// A depthwise convolution: geometry (with `c` the channel count), bias, fused epilogue.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +40,9 @@ pub struct DepthwiseSpec {
 }
 
 impl DepthwiseSpec {
-    /// The iteration domain and the (fixed) schedule of the depthwise template.
+    /// The iteration domain and the (fixed) schedule of the depthwise template. The steps do not
+    /// show that border rows and columns (windows partly outside `x`) are peeled at compile time
+    /// with their outside taps skipped.
     pub fn describe(&self, max_threads: usize) -> (Domain, Schedule) {
         let g = &self.geometry;
         let iy = format!("oh*{}+kh*{}-{}", g.stride.0, g.dilation.0, g.pad.0);
@@ -39,12 +57,19 @@ impl DepthwiseSpec {
             vec![access("x", &["n", &iy, &ix, "c"]), access("w", &["kh", "kw", "c"])],
             "+= x * w (zero outside x)",
         );
+        let s = row_plan(g);
+        let order = match s.pieces.iter().any(|p| matches!(p, Piece::Tiles { .. })) {
+            true => "reorder r ow.0 c ow.1 kh kw",
+            false => "reorder r c ow.0 ow.1 kh kw",
+        };
         let lines = [
             "fuse n oh into r".to_string(),
             format!("parallel r {max_threads}"),
             "pack w [kh kw c] at compile-time".to_string(),
-            "reorder r ow c kh kw".to_string(),
+            format!("split ow {}", s.pixels),
+            order.to_string(),
             "vectorize c 4".to_string(),
+            format!("unroll ow.1 {}", s.pixels),
             format!("unroll kh {}", g.kh),
             format!("unroll kw {}", g.kw),
             "cache_write out at c".to_string(),
@@ -89,114 +114,337 @@ impl DepthwiseSpec {
     }
 }
 
+/// Consecutive output coordinates along one axis whose windows have the same taps inside the
+/// input.
+struct Run {
+    out: Range<usize>,
+    taps: Range<usize>,
+}
+
+/// The taps of output coordinate `o`'s window inside an axis of `size` inputs (contiguous: the
+/// tap coordinates grow with the tap). Empty ranges are normalised to `0..0`.
+fn inside_taps(o: usize, stride: usize, pad: usize, dilation: usize, k: usize, size: usize) -> Range<usize> {
+    let at = |t: usize| (o * stride + t * dilation).checked_sub(pad).is_some_and(|i| i < size);
+    match (0..k).find(|&t| at(t)) {
+        Some(lo) => lo..(lo..k).find(|&t| !at(t)).unwrap_or(k),
+        None => 0..0,
+    }
+}
+
+/// The runs of `0..out` (at most `2k + 1`: both ends of the tap range only ever decrease).
+fn runs(out: usize, stride: usize, pad: usize, dilation: usize, k: usize, size: usize) -> Vec<Run> {
+    let mut v: Vec<Run> = Vec::new();
+    for o in 0..out {
+        let taps = inside_taps(o, stride, pad, dilation, k, size);
+        match v.last_mut() {
+            Some(last) if last.taps == taps => last.out.end = o + 1,
+            _ => v.push(Run { out: o..o + 1, taps }),
+        }
+    }
+    v
+}
+
+/// Consecutive output columns of a row handled under one channel loop.
+enum Piece {
+    /// Register blocks at fixed columns.
+    Blocks(Vec<Range<usize>>),
+    /// `count` blocks of `P` pixels from column `start`, all of whose windows lie inside the
+    /// input horizontally: a loop over the blocks, each a channel loop.
+    Tiles { start: usize, count: usize },
+}
+
+/// The compile-time plan of a row: the pixels of a full register block (`P`), the pieces of
+/// the row, and the taps inside the input of each output column's window.
+struct RowPlan {
+    pixels: usize,
+    pieces: Vec<Piece>,
+    col_taps: Vec<Range<usize>>,
+}
+
+/// `range` cut into the fewest blocks of at most `p` pixels, of nearly equal widths.
+fn chunks(range: Range<usize>, p: usize) -> Vec<Range<usize>> {
+    let (s, len) = (range.start, range.len());
+    let n = len.div_ceil(p);
+    (0..n).map(|i| s + len * i / n..s + len * (i + 1) / n).collect()
+}
+
+/// The plan of `g`'s rows: blocks of up to 8 pixels; a loop over full blocks in the widest run
+/// of columns whose windows lie inside the input if it holds at least two, the columns left of it
+/// and right of it as fixed blocks; otherwise the whole row as fixed blocks.
+fn row_plan(g: &ConvGeometry) -> RowPlan {
+    // A block holds `P` accumulators, the `kw` weight vectors of one window row and an input
+    // vector in the 16 vector registers.
+    let pixels = 15usize.saturating_sub(g.kw).clamp(4, 8);
+    let col_taps: Vec<Range<usize>> =
+        (0..g.ow).map(|o| inside_taps(o, g.stride.1, g.pad.1, g.dilation.1, g.kw, g.w)).collect();
+    let interior = runs(g.ow, g.stride.1, g.pad.1, g.dilation.1, g.kw, g.w)
+        .into_iter()
+        .filter(|r| r.taps.len() == g.kw)
+        .map(|r| r.out)
+        .max_by_key(|r| r.len())
+        .unwrap_or(0..0);
+    let count = interior.len() / pixels;
+    let pieces = if count >= 2 {
+        let start = interior.end - count * pixels;
+        let sides = [chunks(0..start, pixels), chunks(interior.end..g.ow, pixels)];
+        let [left, right] = sides.map(|b| (!b.is_empty()).then_some(Piece::Blocks(b)));
+        left.into_iter().chain([Piece::Tiles { start, count }]).chain(right).collect()
+    } else {
+        vec![Piece::Blocks(chunks(0..g.ow, pixels))]
+    };
+    RowPlan { pixels, pieces, col_taps }
+}
+
 /// Generates and compiles the depthwise kernel.
 pub fn compile_depthwise(spec: &DepthwiseSpec, target: &Target) -> Result<MachineCode, CodegenError> {
     let g = &spec.geometry;
     let degenerate =
         [g.batch, g.h, g.w, g.c, g.kh, g.kw, g.oh, g.ow, g.stride.0, g.stride.1, g.dilation.0, g.dilation.1];
-    if degenerate.contains(&0) || g.input_elems().max(g.batch * g.oh * g.ow * g.c) as u64 * 4 >= 1 << 31 {
+    // Byte offsets into every buffer must fit the i32 displacements of loads and stores.
+    if degenerate.contains(&0) || spec.arg_elems().iter().any(|&n| n as u64 * 4 >= 1 << 31) {
         return Err(CodegenError::Schedule(format!("unsupported depthwise geometry {g:?}")));
     }
     spec.epilogue.validate()?;
+    let rows = runs(g.oh, g.stride.0, g.pad.0, g.dilation.0, g.kh, g.h);
+    let plan = row_plan(g);
     let func = build_kernel(target, |b, params| {
-        let input = params.arg(b, 0);
-        let weights = params.arg(b, 1);
-        let bias = spec.bias.then(|| params.arg(b, 2));
-        let output = params.arg(b, 2 + spec.bias as usize);
-        let operands: Vec<Value> =
-            (0..spec.epilogue.operands.len()).map(|i| params.arg(b, 3 + spec.bias as usize + i)).collect();
+        let bias_at = 2 + spec.bias as usize;
+        let k = Kernel {
+            spec,
+            input: params.arg(b, 0),
+            weights: params.arg(b, 1),
+            bias: spec.bias.then(|| params.arg(b, 2)),
+            output: params.arg(b, bias_at),
+            operands: (0..spec.epilogue.operands.len()).map(|i| params.arg(b, bias_at + 1 + i)).collect(),
+            plan: &plan,
+        };
         let (r0, r1) = thread_range(b, (g.batch * g.oh) as i64, params.thread, params.threads);
-        counted_loop(b, r0, r1, 1, |b, r| {
-            let zero = b.ins().iconst(types::I64, 0);
-            let ow = b.ins().iconst(types::I64, g.ow as i64);
-            let ptrs = Ptrs { input, weights, bias, output, operands: &operands };
-            counted_loop(b, zero, ow, 1, |b, ox| pixel(b, spec, &ptrs, r, ox));
-        });
+        counted_loop(b, r0, r1, 1, |b, r| k.row(b, r, &rows));
     });
     compile(func, target, spec.arg_elems())
 }
 
-struct Ptrs<'a> {
+/// The kernel's argument pointers and its row plan.
+struct Kernel<'a> {
+    spec: &'a DepthwiseSpec,
     input: Value,
     weights: Value,
     bias: Option<Value>,
     output: Value,
-    operands: &'a [Value],
+    operands: Vec<Value>,
+    plan: &'a RowPlan,
 }
 
-/// A tap's byte offset into the input (its pixel's first channel) and whether it is inside.
-struct TapSite {
-    offset: Value,
-    inside: Value,
+/// Per-row values: the input address of the row's window origin (input row `oy·sy − pad`,
+/// column 0), the output address of its first pixel, and that pixel's number.
+#[derive(Clone, Copy)]
+struct RowAt {
+    input: Value,
+    output: Value,
+    pixel: Value,
 }
 
-/// All channels of output pixel `(row r = n·OH + oy, ox)`.
-fn pixel(b: &mut FunctionBuilder, spec: &DepthwiseSpec, p: &Ptrs, r: Value, ox: Value) {
-    let g = &spec.geometry;
-    let first = b.ins().imul_imm_s(r, g.ow as i64);
-    let m = b.ins().iadd(first, ox);
-    let row = im2col::pixel_row(b, g, m);
-    let sites: Vec<TapSite> = (0..g.kh * g.kw)
-        .map(|t| {
-            let dy = b.ins().iconst(types::I64, ((t / g.kw) * g.dilation.0) as i64);
-            let dx = b.ins().iconst(types::I64, ((t % g.kw) * g.dilation.1) as i64);
-            let (inside, offset) = im2col::tap_pixel(b, g, &row, dy, dx);
-            TapSite { offset, inside }
-        })
-        .collect();
-    let zero = b.ins().iconst(types::I64, 0);
-    let out_off = b.ins().imul_imm_s(m, (g.c * 4) as i64);
-    let out_ptr = b.ins().iadd(p.output, out_off);
-    let full = g.c / 4;
-    if full > 0 {
-        let end = b.ins().iconst(types::I64, full as i64);
-        counted_loop(b, zero, end, 1, |b, cv| {
-            let c_bytes = b.ins().imul_imm_s(cv, 16);
-            channels(b, spec, p, &sites, (m, out_ptr), c_bytes, 4);
-        });
+/// One channel vector of a row: its first channel, its addresses in the row's input and output,
+/// in the weights and in the bias, how many of its lanes are channels, and the number of the
+/// row's first output pixel.
+struct Channels {
+    first: Value,
+    input: Value,
+    output: Value,
+    weights: Value,
+    bias: Option<Value>,
+    lanes: usize,
+    pixel: Value,
+}
+
+/// The first output column of a block: a run-time part (if any) plus a constant.
+#[derive(Clone, Copy)]
+struct BlockAt {
+    column: Option<Value>,
+    offset: usize,
+}
+
+impl Kernel<'_> {
+    fn geometry(&self) -> &ConvGeometry {
+        &self.spec.geometry
     }
-    if !g.c.is_multiple_of(4) {
-        let c_bytes = b.ins().iconst(types::I64, (full * 16) as i64);
-        channels(b, spec, p, &sites, (m, out_ptr), c_bytes, g.c % 4);
-    }
-}
 
-/// One vector of `valid` channels starting at byte `c_bytes` of output pixel `m` (stored at
-/// `out_ptr`).
-fn channels(
-    b: &mut FunctionBuilder,
-    spec: &DepthwiseSpec,
-    p: &Ptrs,
-    sites: &[TapSite],
-    (m, out_ptr): (Value, Value),
-    c_bytes: Value,
-    valid: usize,
-) {
-    let cp4 = (spec.padded_channels() * 4) as i32;
-    let mut acc = match p.bias {
-        Some(bias) => {
-            let addr = b.ins().iadd(bias, c_bytes);
-            b.ins().load(types::F32X4, mem(), addr, 0)
+    /// Output row `r = n·OH + oy`: dispatches to the code of the row run holding `oy`.
+    fn row(&self, b: &mut FunctionBuilder, r: Value, rows: &[Run]) {
+        let g = self.geometry();
+        let row_bytes = (g.w * g.c * 4) as i64;
+        let (image, oy) = match g.batch {
+            1 => (None, r),
+            _ => {
+                let n = b.ins().udiv_imm_u(r, g.oh as i64);
+                let first = b.ins().imul_imm_s(n, g.oh as i64);
+                (Some(n), b.ins().isub(r, first))
+            }
+        };
+        let y = b.ins().imul_imm_s(oy, g.stride.0 as i64 * row_bytes);
+        let mut input = b.ins().iadd(self.input, y);
+        if let Some(n) = image {
+            let off = b.ins().imul_imm_s(n, g.h as i64 * row_bytes);
+            input = b.ins().iadd(input, off);
         }
-        None => {
-            let z = b.ins().f32const(0.0);
-            b.ins().splat(types::F32X4, z)
+        let input = b.ins().iadd_imm_s(input, -(g.pad.0 as i64) * row_bytes);
+        let out_off = b.ins().imul_imm_s(r, (g.ow * g.c * 4) as i64);
+        let output = b.ins().iadd(self.output, out_off);
+        let pixel = b.ins().imul_imm_s(r, g.ow as i64);
+        let at = RowAt { input, output, pixel };
+        let done = b.create_block();
+        for (i, run) in rows.iter().enumerate() {
+            if i + 1 < rows.len() {
+                let here = b.create_block();
+                let next = b.create_block();
+                let inside = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, oy, run.out.end as i64);
+                b.ins().brif(inside, here, &[], next, &[]);
+                b.switch_to_block(here);
+                b.seal_block(here);
+                self.row_run(b, at, &run.taps);
+                b.ins().jump(done, &[]);
+                b.switch_to_block(next);
+                b.seal_block(next);
+            } else {
+                self.row_run(b, at, &run.taps);
+                b.ins().jump(done, &[]);
+            }
         }
-    };
-    let zf = b.ins().f32const(0.0);
-    let zero_v = b.ins().splat(types::F32X4, zf);
-    let w_base = b.ins().iadd(p.weights, c_bytes);
-    let in_base = b.ins().iadd(p.input, c_bytes);
-    for (t, site) in sites.iter().enumerate() {
-        let addr = b.ins().iadd(in_base, site.offset);
-        let x = load_lanes(b, addr, 0, lanes(valid, 0));
-        let x = b.ins().select(site.inside, x, zero_v);
-        let w = b.ins().load(types::F32X4, mem(), w_base, t as i32 * cp4);
-        acc = b.ins().fma(x, w, acc);
+        b.switch_to_block(done);
+        b.seal_block(done);
     }
-    let col = b.ins().ushr_imm_u(c_bytes, 2);
-    let site = Site { row: m, col, lanes: valid };
-    let acc = spec.epilogue.apply(b, p.operands, spec.geometry.c, site, acc);
-    let addr = b.ins().iadd(out_ptr, c_bytes);
-    store_lanes(b, acc, addr, 0, valid);
+
+    /// One output row whose windows have taps `ys` inside the input vertically, piece by piece.
+    fn row_run(&self, b: &mut FunctionBuilder, at: RowAt, ys: &Range<usize>) {
+        let s = self.plan;
+        for piece in &s.pieces {
+            match *piece {
+                Piece::Blocks(ref blocks) => self.channels(b, at, |b, ch| {
+                    for cols in blocks {
+                        let first = BlockAt { column: None, offset: cols.start };
+                        self.block(b, ch, ys, first, &s.col_taps[cols.clone()]);
+                    }
+                }),
+                Piece::Tiles { start, count } => {
+                    let full = &s.col_taps[start..start + s.pixels];
+                    let begin = b.ins().iconst(types::I64, start as i64);
+                    let end = b.ins().iconst(types::I64, (start + s.pixels * count) as i64);
+                    counted_loop(b, begin, end, s.pixels as i64, |b, ox| {
+                        let first = BlockAt { column: Some(ox), offset: 0 };
+                        self.channels(b, at, |b, ch| self.block(b, ch, ys, first, full));
+                    });
+                }
+            }
+        }
+    }
+
+    /// Emits `body` for each channel vector of a row: a loop over the full vectors, then the
+    /// partial one.
+    fn channels(&self, b: &mut FunctionBuilder, at: RowAt, body: impl Fn(&mut FunctionBuilder, &Channels)) {
+        let c = self.geometry().c;
+        let full = c / 4;
+        if full > 0 {
+            let zero = b.ins().iconst(types::I64, 0);
+            let end = b.ins().iconst(types::I64, (full * 4) as i64);
+            counted_loop(b, zero, end, 4, |b, first| {
+                let ch = self.vector(b, at, first, 4);
+                body(b, &ch);
+            });
+        }
+        if !c.is_multiple_of(4) {
+            let first = b.ins().iconst(types::I64, (full * 4) as i64);
+            let ch = self.vector(b, at, first, c % 4);
+            body(b, &ch);
+        }
+    }
+
+    /// The channel vector of `lanes` channels from channel `first` of a row.
+    fn vector(&self, b: &mut FunctionBuilder, at: RowAt, first: Value, lanes: usize) -> Channels {
+        let bytes = b.ins().ishl_imm_u(first, 2);
+        Channels {
+            first,
+            input: b.ins().iadd(at.input, bytes),
+            output: b.ins().iadd(at.output, bytes),
+            weights: b.ins().iadd(self.weights, bytes),
+            bias: self.bias.map(|p| b.ins().iadd(p, bytes)),
+            lanes,
+            pixel: at.pixel,
+        }
+    }
+
+    /// One register block: output pixels from column `first` on of channel vector `ch`,
+    /// `taps[p]` being the taps of pixel `p`'s window inside the input horizontally and `ys`
+    /// vertically.
+    fn block(&self, b: &mut FunctionBuilder, ch: &Channels, ys: &Range<usize>, first: BlockAt, taps: &[Range<usize>]) {
+        let g = self.geometry();
+        let pixel_bytes = (g.c * 4) as i64;
+        let row_bytes = g.w as i64 * pixel_bytes;
+        let weight_bytes = 4 * g.c.next_multiple_of(4) as i64;
+        let (input, output, column) = match first.column {
+            Some(ox) => {
+                let i = b.ins().imul_imm_s(ox, g.stride.1 as i64 * pixel_bytes);
+                let o = b.ins().imul_imm_s(ox, pixel_bytes);
+                (b.ins().iadd(ch.input, i), b.ins().iadd(ch.output, o), Some(ox))
+            }
+            None => (ch.input, ch.output, None),
+        };
+        let init = ch.bias.map(|p| b.ins().load(types::F32X4, mem(), p, 0));
+        let mut acc: Vec<Option<Value>> = vec![init; taps.len()];
+        // The input columns a window row reads, relative to the block's first window, each with
+        // the (pixel, tap) pairs reading it; and the last read of each tap.
+        let mut reads: Vec<(usize, usize, usize)> = taps
+            .iter()
+            .enumerate()
+            .flat_map(|(p, t)| t.clone().map(move |kx| (p * g.stride.1 + kx * g.dilation.1, p, kx)))
+            .collect();
+        reads.sort_unstable();
+        let mut last_read = vec![0; g.kw];
+        for (i, &(_, _, kx)) in reads.iter().enumerate() {
+            last_read[kx] = i;
+        }
+        let x0 = (first.offset * g.stride.1) as i64 - g.pad.1 as i64;
+        for ky in ys.clone() {
+            let mut w: Vec<Option<Value>> = vec![None; g.kw];
+            for &(_, _, kx) in &reads {
+                if w[kx].is_none() {
+                    let off = (ky * g.kw + kx) as i64 * weight_bytes;
+                    w[kx] = Some(b.ins().load(types::F32X4, mem(), ch.weights, off as i32));
+                }
+            }
+            let row_off = (ky * g.dilation.0) as i64 * row_bytes;
+            let mut i = 0;
+            for same in reads.chunk_by(|a, c| a.0 == c.0) {
+                let off = row_off + (x0 + same[0].0 as i64) * pixel_bytes;
+                let x = load_lanes(b, input, off as i32, ch.lanes);
+                for (k, &(_, p, kx)) in same.iter().enumerate() {
+                    let wv = w[kx].expect("the weights of every tap read are loaded");
+                    // x64 overwrites the register of the first factor: pass one read for the
+                    // last time, so that it need not be copied.
+                    let (f1, f2) = match k + 1 < same.len() && last_read[kx] == i + k {
+                        true => (wv, x),
+                        false => (x, wv),
+                    };
+                    acc[p] = Some(match acc[p] {
+                        Some(a) => b.ins().fma(f1, f2, a),
+                        None => b.ins().fmul(f1, f2),
+                    });
+                }
+                i += same.len();
+            }
+        }
+        for (p, a) in acc.into_iter().enumerate() {
+            let a = a.unwrap_or_else(|| {
+                let z = b.ins().f32const(0.0);
+                b.ins().splat(types::F32X4, z)
+            });
+            let row = b.ins().iadd_imm_s(ch.pixel, (first.offset + p) as i64);
+            let row = match column {
+                Some(ox) => b.ins().iadd(row, ox),
+                None => row,
+            };
+            let site = Site { row, col: ch.first, lanes: ch.lanes };
+            let y = self.spec.epilogue.apply(b, &self.operands, g.c, site, a);
+            store_lanes(b, y, output, ((first.offset + p) as i64 * pixel_bytes) as i32, ch.lanes);
+        }
+    }
 }

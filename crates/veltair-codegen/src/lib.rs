@@ -14,6 +14,7 @@ mod exec;
 pub mod gather;
 pub mod gemm;
 pub mod im2col;
+pub mod lrn;
 pub mod math;
 pub mod matmul;
 pub mod pointwise;

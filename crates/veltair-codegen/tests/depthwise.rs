@@ -8,6 +8,7 @@ use common::{apply_epilogue, epilogue_case, epilogue_operands, nchw_to_nhwc, val
 use proptest::prelude::*;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::im2col::ConvGeometry;
+use veltair_codegen::tiling::describe;
 use veltair_codegen::{LoadedKernel, OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
 
@@ -71,15 +72,52 @@ fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 150, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
+    /// Widths up to 40 give rows with a loop over interior blocks (at least two blocks of 8
+    /// pixels) as well as rows of fixed blocks only; pads up to 4 exceed `k − 1` for small
+    /// kernels (windows with no tap inside the input, rows of border rows only).
     #[test]
     fn depthwise_matches_reference(
-        batch in 1usize..3, h in 1usize..10, w in 1usize..10, c in 1usize..14,
+        batch in 1usize..3, h in 1usize..12, w in 1usize..40, c in 1usize..14,
         k in (1usize..6, 1usize..6), stride in (1usize..3, 1usize..3), dilation in (1usize..3, 1usize..3),
-        pads in [0usize..3, 0usize..3, 0usize..3, 0usize..3], bias in any::<bool>(), epilogue in 0usize..5, threads in 1usize..4,
+        pads in [0usize..5, 0usize..5, 0usize..5, 0usize..5], bias in any::<bool>(), epilogue in 0usize..5,
+        threads in 1usize..4,
     ) {
         prop_assume!(h + pads[0] + pads[2] > (k.0 - 1) * dilation.0 && w + pads[1] + pads[3] > (k.1 - 1) * dilation.1);
         check(batch, h, w, c, k, stride, dilation, pads, bias, epilogue, threads)?;
+    }
+}
+
+/// The layer shapes of MobileNetV2 and EfficientNet-B0 (3x3 and 5x5, stride 1 and 2, "same"
+/// padding) at reduced sizes, with a channel tail.
+#[test]
+fn depthwise_network_shapes() {
+    for (hw, k, stride) in [(30, 3, 1), (40, 3, 2), (23, 5, 1), (40, 5, 2), (7, 3, 1), (7, 5, 1)] {
+        let p = k / 2;
+        check(1, hw, hw, 22, (k, k), (stride, stride), (1, 1), [p, p, p, p], true, 2, 2).unwrap();
+    }
+}
+
+/// The schedule shown for a row wide enough for a loop over interior blocks, and for a narrow one.
+#[test]
+fn depthwise_describe() {
+    for (hw, order) in [(56, "reorder r ow.0 c ow.1 kh kw"), (7, "reorder r c ow.0 ow.1 kh kw")] {
+        let geometry = ConvGeometry {
+            batch: 1,
+            h: hw,
+            w: hw,
+            c: 32,
+            kh: 3,
+            kw: 3,
+            stride: (1, 1),
+            dilation: (1, 1),
+            pad: (1, 1),
+            oh: hw,
+            ow: hw,
+        };
+        let spec = DepthwiseSpec { geometry, bias: true, epilogue: epilogue_case(1) };
+        let text = describe(spec.describe(2));
+        assert!(text.contains("split ow 8") && text.contains(order) && text.contains("parallel r 2"), "{text}");
     }
 }

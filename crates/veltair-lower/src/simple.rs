@@ -8,6 +8,7 @@ use crate::lowerer::{unsupported, Fail, Lowerer};
 use veltair_codegen::copy::CopySpec;
 use veltair_codegen::gather::{compile_gather, compile_i64_to_f32, GatherSpec};
 use veltair_codegen::im2col::ConvGeometry;
+use veltair_codegen::lrn::{compile_lrn, LrnSpec};
 use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
 use veltair_codegen::pool::{compile_global_pool, compile_pool, PoolKind, PoolSpec};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
@@ -223,6 +224,28 @@ impl Lowerer<'_> {
                 }
                 other => unsupported(format!("cast from {other:?}")),
             },
+            Op::Lrn { size, alpha, beta, bias } => {
+                let xs = self.shape(x).to_vec();
+                let layout = match xs.len() {
+                    4 => Layout::Nhwc,
+                    2 => Layout::Plain,
+                    _ => return unsupported("LRN over other than 2-D or 4-D tensors"),
+                };
+                let spec = LrnSpec {
+                    pixels: xs.iter().product::<usize>() / xs[1],
+                    channels: xs[1],
+                    size: *size,
+                    alpha: *alpha,
+                    beta: *beta,
+                    bias: *bias,
+                };
+                let src = self.get(x, layout)?;
+                let k = self.kernel(format!("{spec:?}"), |t| compile_lrn(&spec, t))?;
+                let dst = self.define(out, layout);
+                let work = self.work(node) * *size as u64;
+                self.plan.step(&node.name, k, vec![src, dst], work, describe(spec.describe(self.options.max_threads)));
+                Ok(())
+            }
             Op::Expand(_) => {
                 let (xs, ys) = (self.shape(x).to_vec(), self.shape(out).to_vec());
                 let src = self.get(x, Layout::Plain)?;

@@ -111,7 +111,8 @@ pub fn lrn(x: &Tensor, size: usize, alpha: f32, beta: f32, bias: f32) -> Result<
     let v = x.as_f32("LRN input")?;
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let plane: usize = x.shape()[2..].iter().product();
-    let (lo, hi) = ((size - 1) / 2, size.div_ceil(2) - 1);
+    // ONNX: channels c − floor((size − 1) / 2) ..= c + ceil((size − 1) / 2).
+    let (lo, hi) = ((size - 1) / 2, size / 2);
     let mut y = vec![0f32; v.len()];
     for b in 0..n {
         for ch in 0..c {
@@ -126,4 +127,20 @@ pub fn lrn(x: &Tensor, size: usize, alpha: f32, beta: f32, bias: f32) -> Result<
         }
     }
     Tensor::from_f32(x.shape().to_vec(), y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lrn_windows_of_even_size_reach_ceil_half_ahead() {
+        // size 2: each channel's window is itself and the next one (ONNX: lo 0, hi 1).
+        let x = Tensor::from_f32(vec![1, 3, 1, 1], vec![1.0, 2.0, 3.0]).unwrap();
+        let y = lrn(&x, 2, 2.0, 1.0, 0.0).unwrap();
+        let want = [1.0 / (1.0 + 4.0), 2.0 / (4.0 + 9.0), 3.0 / 9.0];
+        for (g, w) in y.as_f32("y").unwrap().iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+    }
 }
