@@ -68,14 +68,16 @@ impl Lowerer<'_> {
             }
             Op::Softmax { axis, log, coerce_2d } => {
                 let xs = self.shape(x).to_vec();
-                if !coerce_2d && xs[axis + 1..].iter().any(|&d| d != 1) {
-                    return unsupported("softmax over an axis that is not the last");
-                }
-                let len = xs[*axis..].iter().product::<usize>();
+                // The softmax axis (or, pre-opset-13, the flattened tail) moved last if needed.
+                let axes: Vec<usize> = if *coerce_2d { (*axis..xs.len()).collect() } else { vec![*axis] };
+                let (src, perm) = self.trailing(&node.name, x, &axes)?;
+                let len = axes.iter().map(|&a| xs[a]).product::<usize>();
                 let rows = xs.iter().product::<usize>() / len.max(1);
-                let src = self.get(x, Layout::Plain)?;
                 let k = self.kernel(format!("softmax {rows} {len} {log}"), |t| compile_softmax(rows, len, *log, t))?;
-                let dst = self.define(out, Layout::Plain);
+                let dst = match &perm {
+                    None => self.define(out, Layout::Plain),
+                    Some(_) => Arg::Buf(self.plan.buffer(rows * len)),
+                };
                 let work = self.work(node);
                 self.plan.step(
                     &node.name,
@@ -90,6 +92,15 @@ impl Lowerer<'_> {
                         self.options.max_threads,
                     )),
                 );
+                if let Some(perm) = perm {
+                    let moved: Vec<usize> = perm.iter().map(|&a| xs[a]).collect();
+                    let mut back = vec![0; perm.len()];
+                    for (i, &a) in perm.iter().enumerate() {
+                        back[a] = i;
+                    }
+                    let result = self.define(out, Layout::Plain);
+                    self.copy(&format!("{} axis back", node.name), CopySpec::transpose(&moved, &back)?, dst, result)?;
+                }
                 Ok(())
             }
             Op::LayerNorm { axis, epsilon } => {
@@ -128,15 +139,9 @@ impl Lowerer<'_> {
             }
             Op::Reduce { op, axes, .. } => {
                 let xs = self.shape(x).to_vec();
-                let r = xs.len();
-                let mut sorted = axes.clone();
-                sorted.sort_unstable();
-                if sorted != (r - axes.len()..r).collect::<Vec<_>>() {
-                    return unsupported("reduction over axes that are not the trailing ones");
-                }
-                let len = xs[r - axes.len()..].iter().product::<usize>();
+                let (src, _) = self.trailing(&node.name, x, axes)?;
+                let len = axes.iter().map(|&a| xs[a]).product::<usize>();
                 let rows = xs.iter().product::<usize>() / len.max(1);
-                let src = self.get(x, Layout::Plain)?;
                 let k =
                     self.kernel(format!("reduce {op:?} {rows} {len}"), |t| compile_reduce_rows(rows, len, *op, t))?;
                 let dst = self.define(out, Layout::Plain);
@@ -254,6 +259,26 @@ impl Lowerer<'_> {
             }
             _ => unsupported("no generator for this operator yet"),
         }
+    }
+
+    /// `x` (plain layout) with `axes` moved last, in order, the others keeping theirs: `x`
+    /// itself when they are the trailing axes already, else a transposed copy and the
+    /// permutation used.
+    fn trailing(&mut self, label: &str, x: ValueId, axes: &[usize]) -> Result<(Arg, Option<Vec<usize>>), Fail> {
+        let xs = self.shape(x).to_vec();
+        let mut moved: Vec<usize> = axes.to_vec();
+        moved.sort_unstable();
+        let mut perm: Vec<usize> = (0..xs.len()).filter(|a| !moved.contains(a)).collect();
+        perm.extend(moved);
+        let src = self.get(x, Layout::Plain)?;
+        // Size-1 axes may stay where they are: the data order is the same.
+        let significant: Vec<usize> = perm.iter().copied().filter(|&a| xs[a] != 1).collect();
+        if significant.windows(2).all(|w| w[0] < w[1]) {
+            return Ok((src, None));
+        }
+        let tmp = Arg::Buf(self.plan.buffer(xs.iter().product()));
+        self.copy(&format!("{label} axes last"), CopySpec::transpose(&xs, &perm)?, src, tmp)?;
+        Ok((tmp, Some(perm)))
     }
 
     /// An element-wise kernel: `steps` over `sources` (the accumulator starts as source 0),

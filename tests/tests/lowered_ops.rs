@@ -1,0 +1,96 @@
+//! Single-operator graphs lowered to generated code and run by the executor at 1 and 2
+//! threads, against the reference evaluator: the layer kinds and layouts the zoo models do not
+//! exercise (softmax and reductions over inner axes, slices, expands, transposes, standalone
+//! batch normalisation and pooling kinds, broadcasting element-wise chains).
+
+use veltair_codegen::{OptLevel, Target};
+use veltair_exec::Executor;
+use veltair_ir::{BinaryOp, DType, Graph, Op, PoolAttrs, ReduceOp, SliceAxis, Tensor, TensorType};
+use veltair_lower::{feed, lower, LowerOptions};
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0).collect()
+}
+
+/// Runs `op` over runtime inputs of `shapes` (plus `constants`) through the lowering and the
+/// reference evaluator and compares.
+fn check(name: &str, op: Op, shapes: &[Vec<usize>], constants: Vec<Tensor>) {
+    let mut g = Graph::default();
+    let mut ins = Vec::new();
+    let mut feeds = Vec::new();
+    for (i, shape) in shapes.iter().enumerate() {
+        let v = g.add_value(format!("x{i}"), TensorType { dtype: DType::F32, shape: shape.clone() });
+        g.inputs.push(v);
+        ins.push(Some(v));
+        feeds.push(Tensor::from_f32(shape.clone(), values(shape.iter().product(), i as u32 + 1)).unwrap());
+    }
+    for (i, c) in constants.into_iter().enumerate() {
+        ins.push(Some(g.add_constant(format!("c{i}"), c)));
+    }
+    let y = g.add_node(name, name, op, ins, &["y".to_string()]).unwrap()[0];
+    g.outputs.push(y);
+    let want = veltair_ref::evaluate(&g, &feeds).unwrap().remove(0);
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let plan = lower(&g, &target, &LowerOptions { max_threads: 2 }).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for threads in [1, 2] {
+        let mut exec = Executor::new(plan.clone(), &target, threads).unwrap();
+        let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
+        let got = exec.run(&inputs).unwrap().remove(0);
+        let got = Tensor::from_f32(want.shape().to_vec(), got).unwrap();
+        let c = veltair_ref::compare(&got, &want, 1e-4, 1e-5);
+        assert!(c.ok, "{name} at {threads} threads: {c:?}");
+    }
+}
+
+#[test]
+fn softmax_and_reductions_over_inner_axes() {
+    for axis in 0..3 {
+        check("softmax", Op::Softmax { axis, log: axis == 1, coerce_2d: false }, &[vec![3, 5, 6]], vec![]);
+    }
+    check("softmax_2d", Op::Softmax { axis: 1, log: false, coerce_2d: true }, &[vec![2, 3, 4]], vec![]);
+    for (axes, keepdims) in [(vec![0, 2], true), (vec![1], false), (vec![2], true), (vec![0, 1, 2], false)] {
+        for op in [ReduceOp::Mean, ReduceOp::Max, ReduceOp::SumSquare] {
+            check("reduce", Op::Reduce { op, axes: axes.clone(), keepdims }, &[vec![4, 3, 5]], vec![]);
+        }
+    }
+}
+
+#[test]
+fn data_movement() {
+    check("transpose", Op::Transpose(vec![2, 0, 1]), &[vec![3, 4, 5]], vec![]);
+    let slice = vec![SliceAxis { axis: 1, start: 4, step: -2, len: 2 }, SliceAxis { axis: 2, start: 1, step: 1, len: 3 }];
+    check("slice", Op::Slice(slice), &[vec![2, 5, 6]], vec![]);
+    check("expand", Op::Expand(vec![2, 3, 4]), &[vec![3, 1]], vec![]);
+    check("concat", Op::Concat { axis: 0 }, &[vec![2, 3], vec![1, 3]], vec![]);
+    check("concat_images", Op::Concat { axis: 1 }, &[vec![1, 3, 4, 4], vec![1, 5, 4, 4]], vec![]);
+}
+
+#[test]
+fn normalisation_and_pooling() {
+    let c = 6;
+    let params: Vec<Tensor> = (0..4)
+        .map(|i| Tensor::from_f32(vec![c], values(c, 10 + i).into_iter().map(|v| if i == 3 { v.abs() + 0.5 } else { v }).collect()).unwrap())
+        .collect();
+    check("batch_norm", Op::BatchNorm { epsilon: 1e-5 }, &[vec![2, c, 5, 4]], params);
+    let pool = PoolAttrs {
+        kernel: vec![3, 2],
+        strides: vec![2, 1],
+        dilations: vec![1, 1],
+        pads_begin: vec![1, 0],
+        pads_end: vec![1, 1],
+        ceil_mode: false,
+        count_include_pad: false,
+        column_major_indices: false,
+    };
+    check("average_pool", Op::AveragePool(pool.clone()), &[vec![1, 7, 9, 8]], vec![]);
+    check("max_pool", Op::MaxPool(pool), &[vec![2, 5, 6, 6]], vec![]);
+    check("global_max_pool", Op::GlobalMaxPool, &[vec![2, 9, 5, 3]], vec![]);
+    check("lrn", Op::Lrn { size: 4, alpha: 0.2, beta: 0.75, bias: 1.5 }, &[vec![1, 7, 3, 3]], vec![]);
+}
+
+#[test]
+fn broadcasting_element_wise() {
+    check("add_rows", Op::Binary(BinaryOp::Add), &[vec![4, 1, 6], vec![3, 1]], vec![]);
+    check("mul_channels", Op::Binary(BinaryOp::Mul), &[vec![2, 5, 3, 3]], vec![Tensor::from_f32(vec![5, 1, 1], values(5, 7)).unwrap()]);
+    check("div_scalar", Op::Binary(BinaryOp::Div), &[vec![3, 7]], vec![Tensor::from_f32(vec![], vec![1.7]).unwrap()]);
+}
