@@ -9,12 +9,19 @@ use veltair_ir::{BinaryOp, DType, Graph, Op, PoolAttrs, ReduceOp, SliceAxis, Ten
 use veltair_lower::{feed, lower, LowerOptions};
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
-    (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0).collect()
+    (0..n)
+        .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0)
+        .collect()
 }
 
 /// Runs `op` over runtime inputs of `shapes` (plus `constants`) through the lowering and the
-/// reference evaluator and compares.
+/// reference evaluator and compares (rtol 1e-4, atol 1e-5).
 fn check(name: &str, op: Op, shapes: &[Vec<usize>], constants: Vec<Tensor>) {
+    check_within(name, op, shapes, constants, (1e-4, 1e-5));
+}
+
+/// [`check`] at the given (rtol, atol).
+fn check_within(name: &str, op: Op, shapes: &[Vec<usize>], constants: Vec<Tensor>, (rtol, atol): (f64, f64)) {
     let mut g = Graph::default();
     let mut ins = Vec::new();
     let mut feeds = Vec::new();
@@ -37,7 +44,7 @@ fn check(name: &str, op: Op, shapes: &[Vec<usize>], constants: Vec<Tensor>) {
         let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
         let got = exec.run(&inputs).unwrap().remove(0);
         let got = Tensor::from_f32(want.shape().to_vec(), got).unwrap();
-        let c = veltair_ref::compare(&got, &want, 1e-4, 1e-5);
+        let c = veltair_ref::compare(&got, &want, rtol, atol);
         assert!(c.ok, "{name} at {threads} threads: {c:?}");
     }
 }
@@ -58,7 +65,8 @@ fn softmax_and_reductions_over_inner_axes() {
 #[test]
 fn data_movement() {
     check("transpose", Op::Transpose(vec![2, 0, 1]), &[vec![3, 4, 5]], vec![]);
-    let slice = vec![SliceAxis { axis: 1, start: 4, step: -2, len: 2 }, SliceAxis { axis: 2, start: 1, step: 1, len: 3 }];
+    let slice =
+        vec![SliceAxis { axis: 1, start: 4, step: -2, len: 2 }, SliceAxis { axis: 2, start: 1, step: 1, len: 3 }];
     check("slice", Op::Slice(slice), &[vec![2, 5, 6]], vec![]);
     check("expand", Op::Expand(vec![2, 3, 4]), &[vec![3, 1]], vec![]);
     check("concat", Op::Concat { axis: 0 }, &[vec![2, 3], vec![1, 3]], vec![]);
@@ -69,7 +77,13 @@ fn data_movement() {
 fn normalisation_and_pooling() {
     let c = 6;
     let params: Vec<Tensor> = (0..4)
-        .map(|i| Tensor::from_f32(vec![c], values(c, 10 + i).into_iter().map(|v| if i == 3 { v.abs() + 0.5 } else { v }).collect()).unwrap())
+        .map(|i| {
+            Tensor::from_f32(
+                vec![c],
+                values(c, 10 + i).into_iter().map(|v| if i == 3 { v.abs() + 0.5 } else { v }).collect(),
+            )
+            .unwrap()
+        })
         .collect();
     check("batch_norm", Op::BatchNorm { epsilon: 1e-5 }, &[vec![2, c, 5, 4]], params);
     let pool = PoolAttrs {
@@ -91,6 +105,34 @@ fn normalisation_and_pooling() {
 #[test]
 fn broadcasting_element_wise() {
     check("add_rows", Op::Binary(BinaryOp::Add), &[vec![4, 1, 6], vec![3, 1]], vec![]);
-    check("mul_channels", Op::Binary(BinaryOp::Mul), &[vec![2, 5, 3, 3]], vec![Tensor::from_f32(vec![5, 1, 1], values(5, 7)).unwrap()]);
+    check(
+        "mul_channels",
+        Op::Binary(BinaryOp::Mul),
+        &[vec![2, 5, 3, 3]],
+        vec![Tensor::from_f32(vec![5, 1, 1], values(5, 7)).unwrap()],
+    );
     check("div_scalar", Op::Binary(BinaryOp::Div), &[vec![3, 7]], vec![Tensor::from_f32(vec![], vec![1.7]).unwrap()]);
+}
+
+#[test]
+fn convolutions_grouped_strided_and_winograd() {
+    use veltair_ir::ConvAttrs;
+    let conv = |k: usize, stride: usize, pad: usize, group: usize| {
+        Op::Conv(ConvAttrs {
+            kernel: vec![k, k],
+            strides: vec![stride, stride],
+            dilations: vec![1, 1],
+            pads_begin: vec![pad, pad],
+            pads_end: vec![pad, pad],
+            group,
+        })
+    };
+    for (k, stride, pad, group, cin, cout) in
+        [(3, 1, 1, 2, 8, 6), (1, 2, 0, 3, 9, 12), (3, 2, 1, 4, 8, 8), (3, 1, 1, 1, 12, 10)]
+    {
+        let w = Tensor::from_f32(vec![cout, cin / group, k, k], values(cout * cin / group * k * k, 5)).unwrap();
+        let b = Tensor::from_f32(vec![cout], values(cout, 6)).unwrap();
+        // Winograd (the dense 3x3 stride-1 case) rounds differently: the zoo's tolerance.
+        check_within("conv", conv(k, stride, pad, group), &[vec![1, cin, 9, 7]], vec![w, b], (1e-3, 1e-4));
+    }
 }

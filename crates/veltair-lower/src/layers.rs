@@ -8,6 +8,7 @@ use crate::layout::{align_rank, Layout};
 use crate::lowerer::{unsupported, Fail, Lowerer};
 use crate::schedule::{conv_kc, gemm_schedule, matrix_kc};
 use crate::simple::Source;
+use veltair_codegen::copy::CopySpec;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::{Epilogue, Operand, Step};
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSpec, OutView};
@@ -18,7 +19,7 @@ use veltair_codegen::tiling::{describe, elementwise};
 use veltair_codegen::winograd::{
     compile_input_transform, compile_output_transform, transform_weights, WinogradSpec, WinogradTile,
 };
-use veltair_ir::{ConvAttrs, EpilogueStep, Node, Op, ValueId};
+use veltair_ir::{ConvAttrs, EpilogueStep, Node, Op, SliceAxis, ValueId};
 
 /// Channels (in and out) from which 3x3 stride-1 convolutions use Winograd: below, the
 /// per-position GEMMs are too thin to gain.
@@ -152,6 +153,13 @@ impl Lowerer<'_> {
             oh: ys[2],
             ow: ys[3],
         };
+        let depthwise = attrs.group == cin && cout == cin && ws[1] == 1 && cin > 1;
+        if attrs.group > 1 && !depthwise {
+            if !cin.is_multiple_of(attrs.group) || !cout.is_multiple_of(attrs.group) {
+                return unsupported(format!("group {} does not divide the channels", attrs.group));
+            }
+            return self.grouped_conv(node, g, (cout, attrs.group), &w, bias, steps);
+        }
         let view = ResultView { shape: ys.clone(), layout: Layout::Nhwc };
         let fused = self.epilogue(node, steps, &view)?;
         let (epilogue, operand_args) = fused.clone().unwrap_or_default();
@@ -177,7 +185,7 @@ impl Lowerer<'_> {
         if use_winograd {
             let parts = ConvParts { input, dst, bias, epilogue, operand_args };
             self.winograd(node, &winograd, &w, parts, work)?;
-        } else if attrs.group == cin && cout == cin && ws[1] == 1 && cin > 1 {
+        } else if depthwise {
             let spec = DepthwiseSpec { geometry: g, bias: bias.is_some(), epilogue };
             let k = self.kernel(format!("{spec:?}"), |t| compile_depthwise(&spec, t))?;
             let mut args = vec![input, self.plan.constant(spec.pack_weights(&w))];
@@ -187,43 +195,10 @@ impl Lowerer<'_> {
             args.push(dst);
             args.extend(operand_args);
             self.plan.step(&node.name, k, args, work, describe(spec.describe(self.options.max_threads)));
-        } else if attrs.group == 1 {
-            let pointwise = kh == 1
-                && kw == 1
-                && g.stride == (1, 1)
-                && attrs.pads_begin.iter().chain(&attrs.pads_end).all(|&p| p == 0);
-            let a = if pointwise { ASource::Matrix } else { ASource::Conv2d(g) };
-            let spec = GemmSpec {
-                m: g.m(),
-                n: cout,
-                k: g.k(),
-                a,
-                bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
-                epilogue,
-                out: slot.map(|s| OutView { row_stride: s.channels, col_offset: s.offset }),
-            };
-            let kc = if pointwise { matrix_kc(spec.k) } else { conv_kc(cin, spec.k) };
-            let sched = gemm_schedule(spec.m, kc, self.options.max_threads);
-            // B[(ky·kw + kx)·cin + ci][co] = W[co][ci][ky][kx].
-            let mut bmat = vec![0f32; g.k() * cout];
-            for co in 0..cout {
-                for ci in 0..cin {
-                    for t in 0..kh * kw {
-                        bmat[(t * cin + ci) * cout + co] = w[(co * cin + ci) * kh * kw + t];
-                    }
-                }
-            }
-            let k = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
-            let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + bias.is_some() as usize]);
-            let mut args = vec![input, self.plan.constant(pack_b(&spec, &sched, &bmat))];
-            if let Some(b) = bias {
-                args.push(self.plan.constant(b));
-            }
-            args.extend([dst, Arg::Buf(scratch)]);
-            args.extend(operand_args);
-            self.plan.step(&node.name, k, args, work, format!("{}\n{}", spec.domain(), sched.to_schedule(&spec)));
         } else {
-            return unsupported(format!("grouped convolution (group {})", attrs.group));
+            let view = slot.map(|s| OutView { row_stride: s.channels, col_offset: s.offset });
+            let parts = ConvParts { input, dst, bias, epilogue, operand_args };
+            self.gemm_conv(&node.name, g, (cout, &w), parts, view, work)?;
         }
         if fused.is_none() && !steps.is_empty() {
             self.unfused(node, steps, dst, Layout::Nhwc)?;
@@ -279,6 +254,94 @@ impl Lowerer<'_> {
         self.plan.step(&node.name, kernel, args, work, describe(spec.describe(self.options.max_threads)));
         if fused.is_none() && !steps.is_empty() {
             self.unfused(node, steps, dst, Layout::Plain)?;
+        }
+        Ok(())
+    }
+
+    /// A dense convolution as a GEMM over the implicit im2col matrix (a plain GEMM for 1x1
+    /// stride-1 unpadded ones), writing `cout` columns of `parts.dst` (through `view`).
+    fn gemm_conv(
+        &mut self,
+        label: &str,
+        g: ConvGeometry,
+        (cout, w): (usize, &[f32]),
+        parts: ConvParts,
+        view: Option<OutView>,
+        work: u64,
+    ) -> Result<(), Fail> {
+        let (cin, kh, kw) = (g.c, g.kh, g.kw);
+        let pointwise = kh == 1 && kw == 1 && g.stride == (1, 1) && g.pad == (0, 0) && (g.oh, g.ow) == (g.h, g.w);
+        let a = if pointwise { ASource::Matrix } else { ASource::Conv2d(g) };
+        let has_bias = parts.bias.is_some();
+        let spec = GemmSpec {
+            m: g.m(),
+            n: cout,
+            k: g.k(),
+            a,
+            bias: if has_bias { Bias::PerCol } else { Bias::None },
+            epilogue: parts.epilogue,
+            out: view,
+        };
+        let kc = if pointwise { matrix_kc(spec.k) } else { conv_kc(cin, spec.k) };
+        let sched = gemm_schedule(spec.m, kc, self.options.max_threads);
+        // B[(ky·kw + kx)·cin + ci][co] = W[co][ci][ky][kx].
+        let mut bmat = vec![0f32; g.k() * cout];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for t in 0..kh * kw {
+                    bmat[(t * cin + ci) * cout + co] = w[(co * cin + ci) * kh * kw + t];
+                }
+            }
+        }
+        let k = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
+        let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + has_bias as usize]);
+        let mut args = vec![parts.input, self.plan.constant(pack_b(&spec, &sched, &bmat))];
+        if let Some(b) = parts.bias {
+            args.push(self.plan.constant(b));
+        }
+        args.extend([parts.dst, Arg::Buf(scratch)]);
+        args.extend(parts.operand_args);
+        self.plan.step(label, k, args, work, format!("{}\n{}", spec.domain(), sched.to_schedule(&spec)));
+        Ok(())
+    }
+
+    /// A grouped (not depthwise) convolution: per group, its input channels copied out and a
+    /// dense convolution writing its output channels' columns; then the epilogue.
+    fn grouped_conv(
+        &mut self,
+        node: &Node,
+        g: ConvGeometry,
+        (cout, groups): (usize, usize),
+        w: &[f32],
+        bias: Option<Vec<f32>>,
+        steps: &[EpilogueStep],
+    ) -> Result<(), Fail> {
+        let (cin, out) = (g.c, node.outputs[0]);
+        let (cg, og) = (cin / groups, cout / groups);
+        let input = self.get(node.inputs[0].expect("conv input"), Layout::Nhwc)?;
+        let result =
+            if steps.is_empty() { self.define(out, Layout::Nhwc) } else { Arg::Buf(self.plan.buffer(g.m() * cout)) };
+        let stored = [g.batch, g.h, g.w, cin];
+        let work = self.work(node) / groups as u64;
+        let per_group = og * cg * g.kh * g.kw;
+        for gi in 0..groups {
+            let part = Arg::Buf(self.plan.buffer(g.batch * g.h * g.w * cg));
+            let slice = [SliceAxis { axis: 3, start: gi * cg, step: 1, len: cg }];
+            self.copy(&format!("{} group {gi} input", node.name), CopySpec::slice(&stored, &slice)?, input, part)?;
+            let parts = ConvParts {
+                input: part,
+                dst: result,
+                bias: bias.as_ref().map(|b| b[gi * og..(gi + 1) * og].to_vec()),
+                epilogue: Epilogue::default(),
+                operand_args: Vec::new(),
+            };
+            let geometry = ConvGeometry { c: cg, ..g };
+            let view = Some(OutView { row_stride: cout, col_offset: gi * og });
+            let label = format!("{} group {gi}", node.name);
+            self.gemm_conv(&label, geometry, (og, &w[gi * per_group..(gi + 1) * per_group]), parts, view, work)?;
+        }
+        if !steps.is_empty() {
+            self.unfused(node, steps, result, Layout::Nhwc)?;
         }
         Ok(())
     }
