@@ -136,3 +136,41 @@ fn convolutions_grouped_strided_and_winograd() {
         check_within("conv", conv(k, stride, pad, group), &[vec![1, cin, 9, 7]], vec![w, b], (1e-3, 1e-4));
     }
 }
+
+#[test]
+fn resize_modes() {
+    use veltair_ir::{CoordMode, NearestMode, ResizeAttrs, ResizeMode};
+    let x = vec![1, 3, 5, 6];
+    let base = ResizeAttrs {
+        mode: ResizeMode::Nearest,
+        coord: CoordMode::Asymmetric,
+        nearest: NearestMode::Floor,
+        out_shape: vec![1, 3, 10, 12],
+        scales: vec![1.0, 1.0, 2.0, 2.0],
+        roi: vec![],
+        cubic_coeff_a: -0.75,
+        antialias: false,
+        exclude_outside: false,
+        extrapolation_value: 0.0,
+    };
+    let down = ResizeAttrs { out_shape: vec![1, 3, 3, 4], scales: vec![1.0, 1.0, 0.6, 0.7], ..base.clone() };
+    let crop = ResizeAttrs {
+        mode: ResizeMode::Linear,
+        coord: CoordMode::TfCropAndResize,
+        roi: vec![0.0, 0.0, -0.2, 0.1, 1.0, 1.0, 1.1, 0.8],
+        extrapolation_value: 7.5,
+        ..base.clone()
+    };
+    for r in [
+        base.clone(),
+        ResizeAttrs { mode: ResizeMode::Linear, coord: CoordMode::HalfPixel, ..base.clone() },
+        ResizeAttrs { mode: ResizeMode::Cubic, coord: CoordMode::AlignCorners, ..base.clone() },
+        ResizeAttrs { mode: ResizeMode::Linear, antialias: true, coord: CoordMode::HalfPixel, ..down.clone() },
+        ResizeAttrs { mode: ResizeMode::Cubic, exclude_outside: true, coord: CoordMode::PytorchHalfPixel, ..down },
+        crop,
+        ResizeAttrs { out_shape: vec![1, 3, 5, 6], scales: vec![1.0; 4], ..base.clone() },
+        ResizeAttrs { out_shape: vec![2, 3, 5, 6], scales: vec![2.0, 1.0, 1.0, 1.0], ..base },
+    ] {
+        check("resize", Op::Resize(r.clone()), &[x.clone()], vec![]);
+    }
+}

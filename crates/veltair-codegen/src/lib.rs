@@ -20,6 +20,7 @@ pub mod matmul;
 pub mod pointwise;
 pub mod pool;
 pub mod probe;
+pub mod resample;
 pub mod rowwise;
 mod target;
 pub mod tiling;

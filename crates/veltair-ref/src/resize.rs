@@ -6,7 +6,13 @@ use veltair_ir::{CoordMode, IrError, NearestMode, ResizeAttrs, ResizeMode, Tenso
 
 /// Input taps for one output position: `(input index, weight)`, or `None` to emit the
 /// extrapolation value.
-type Taps = Option<Vec<(usize, f64)>>;
+pub type Taps = Option<Vec<(usize, f64)>>;
+
+/// The taps of every output position of `axis` when resizing `input` positions to `output`
+/// (what code generators need to resample the same way).
+pub fn axis_taps(r: &ResizeAttrs, axis: usize, input: usize, output: usize) -> Vec<Taps> {
+    (0..output).map(|o| taps(r, axis, o, input, output)).collect()
+}
 
 /// The input coordinate that output coordinate `x` maps back to on `axis`. Like the ONNX
 /// reference, the "output width" in the formulas is `scale * input` (not the rounded size).
@@ -135,7 +141,7 @@ pub fn resize(r: &ResizeAttrs, x: &Tensor) -> Result<Tensor, IrError> {
         }
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
-        let plan: Vec<Taps> = (0..output).map(|o| taps(r, axis, o, input, output)).collect();
+        let plan = axis_taps(r, axis, input, output);
         let mut next = Vec::with_capacity(outer * output * inner);
         for o in 0..outer {
             for t in &plan {
