@@ -171,6 +171,6 @@ fn resize_modes() {
         ResizeAttrs { out_shape: vec![1, 3, 5, 6], scales: vec![1.0; 4], ..base.clone() },
         ResizeAttrs { out_shape: vec![2, 3, 5, 6], scales: vec![2.0, 1.0, 1.0, 1.0], ..base },
     ] {
-        check("resize", Op::Resize(r.clone()), &[x.clone()], vec![]);
+        check("resize", Op::Resize(r), std::slice::from_ref(&x), vec![]);
     }
 }
