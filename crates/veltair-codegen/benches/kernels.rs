@@ -28,9 +28,11 @@ fn peaks(c: &mut Criterion) {
     g.finish();
 }
 
-/// The best schedules of a survey on this machine (see artifacts/kernels.md).
-fn schedule(_size: usize) -> GemmSchedule {
-    GemmSchedule { mr: 8, nr_vecs: 1, kc: 512, mc: 64, k_unroll: 8, max_threads: 1 }
+/// The best schedules of a survey on this machine (`examples/gemm_speed.rs`; see
+/// artifacts/kernels.md): one k-block up to K = 1024, with taller row blocks for it.
+fn schedule(size: usize) -> GemmSchedule {
+    let (kc, mc) = if size >= 1024 { (1024, 128) } else { (512, 64) };
+    GemmSchedule { mr: 8, nr_vecs: 1, kc, mc, k_unroll: 8, max_threads: 1 }
 }
 
 fn gemm(c: &mut Criterion) {
@@ -103,7 +105,9 @@ fn convs(c: &mut Criterion) {
             epilogue: Epilogue::unary(UnaryOp::Relu),
             out: None,
         };
-        let s = GemmSchedule { mr: 8, nr_vecs: 1, kc: 256, mc: 64, k_unroll: 4, max_threads: 1 };
+        // k-blocks of whole taps, as the lowering chooses them (channel-run packing).
+        let kc = if geo.k() <= 512 { geo.k() } else { cin * (512 / cin).max(1) };
+        let s = GemmSchedule { mr: 8, nr_vecs: 1, kc, mc: 64, k_unroll: 8, max_threads: 1 };
         let code = compile_gemm(&spec, &s, &target).unwrap();
         bench_code(&mut g, name, (2 * geo.m() * geo.k() * cout) as u64, &code, &target);
     }
