@@ -60,7 +60,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     let started = Instant::now();
     let plan = lower(&loaded.graph, &target, &LowerOptions { max_threads: args.threads }).map_err(|e| e.to_string())?;
     let lower_time = started.elapsed();
-    let (kernels, steps, arena_mib) = (plan.kernels.len(), plan.steps.len(), plan.arena_elems as f64 * 4.0 / 1048576.0);
+    let (kernels, steps) = (plan.kernels.len(), plan.steps.len());
+    let mib = |bytes: usize| bytes as f64 / 1048576.0;
+    let (arena_mib, constants_mib) = (mib(plan.arena_elems * 4), mib(plan.constant_bytes()));
     if args.schedules && !args.json {
         for (i, step) in plan.steps.iter().enumerate() {
             println!("step {i} `{}` (kernel {}):", step.label, step.kernel);
@@ -123,7 +125,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
         let report = json!({
             "model": args.model.display().to_string(),
             "threads": args.threads,
-            "kernels": kernels, "steps": steps, "arena_mib": arena_mib,
+            "kernels": kernels, "steps": steps, "arena_mib": arena_mib, "constants_mib": constants_mib,
             "lower_seconds": lower_time.as_secs_f64(),
             "checks": checks,
             "repeat": args.repeat,
@@ -135,7 +137,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
         println!("{}", serde_json::to_string_pretty(&report).expect("JSON values serialise"));
     } else {
         println!(
-            "{}: {steps} steps, {kernels} distinct kernels, arena {arena_mib:.1} MiB, lowered in {:.2} s",
+            "{}: {steps} steps, {kernels} distinct kernels, arena {arena_mib:.1} MiB, packed constants {constants_mib:.1} MiB, lowered in {:.2} s",
             args.model.display(),
             lower_time.as_secs_f64()
         );

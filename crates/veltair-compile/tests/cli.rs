@@ -1,4 +1,5 @@
-//! The `veltair-compile check` command line: exit codes 0/1/2, text and JSON output.
+//! The `veltair-compile` command line (`check` and `run`): exit codes 0/1/2, text and JSON
+//! output.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -96,4 +97,34 @@ fn dynamic_batch_needs_a_pin_or_data() {
     assert_eq!(v["outputs"][0]["shape"], serde_json::json!([2, 10]));
     let bad = run(&["check", model.to_str().unwrap(), "--input-shape", "input=2xAx64"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn run_executes_generated_code_checks_times_and_profiles() {
+    let dir = zoo("efficientnet_b0");
+    let model = dir.join("model.onnx");
+    let data = dir.join("test_data_set_0");
+    let args = ["run", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--threads", "2"];
+    let o = run(&[&args[..], &["--repeat", "3", "--profile", "--schedules", "--json"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    assert_eq!(v["checks"][0]["ok"], true);
+    assert_eq!(v["runs_ms"].as_array().unwrap().len(), 3);
+    assert!(v["median_ms"].as_f64().unwrap() > 0.0);
+    assert!(!v["layers"].as_array().unwrap().is_empty());
+    let schedules = v["schedules"].as_array().unwrap();
+    assert!(schedules.iter().any(|s| s["schedule"].as_str().unwrap().contains("depthwise2d")), "{schedules:?}");
+
+    // Another model's expected output: a mismatch, exit 1.
+    let wrong = std::env::temp_dir().join(format!("veltair-cli-run-mismatch-{}", std::process::id()));
+    std::fs::create_dir_all(&wrong).unwrap();
+    std::fs::copy(data.join("input_0.pb"), wrong.join("input_0.pb")).unwrap();
+    std::fs::copy(zoo("resnet50").join("test_data_set_0/output_0.pb"), wrong.join("output_0.pb")).unwrap();
+    let o = run(&["run", model.to_str().unwrap(), "--data", wrong.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    std::fs::remove_dir_all(&wrong).unwrap();
+
+    let o = run(&["run", model.to_str().unwrap(), "--threads", "0", "--input-shape", "images=1x3x32x32"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--threads"), "{}", text(&o));
 }
