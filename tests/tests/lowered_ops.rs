@@ -174,3 +174,25 @@ fn resize_modes() {
         check("resize", Op::Resize(r), std::slice::from_ref(&x), vec![]);
     }
 }
+
+#[test]
+fn transposed_convolutions() {
+    use veltair_ir::ConvAttrs;
+    // (kernel, stride, dilation, pad begin, pad end, output padding, cin, cout)
+    for (k, s, d, pb, pe, op, cin, cout) in
+        [(3, 2, 1, 1, 1, 1, 4, 6), (4, 2, 1, 1, 1, 0, 5, 3), (3, 1, 1, 0, 0, 0, 6, 8), (2, 3, 2, 0, 1, 2, 3, 5)]
+    {
+        let attrs = ConvAttrs {
+            kernel: vec![k, k],
+            strides: vec![s, s],
+            dilations: vec![d, d],
+            pads_begin: vec![pb, pb],
+            pads_end: vec![pe, pe],
+            group: 1,
+        };
+        let w = Tensor::from_f32(vec![cin, cout, k, k], values(cin * cout * k * k, 8)).unwrap();
+        let b = Tensor::from_f32(vec![cout], values(cout, 9)).unwrap();
+        let op = Op::ConvTranspose { conv: attrs, output_padding: vec![op, op] };
+        check_within("conv_transpose", op, &[vec![2, cin, 5, 4]], vec![w, b], (1e-3, 1e-4));
+    }
+}

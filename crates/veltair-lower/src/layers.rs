@@ -26,18 +26,18 @@ use veltair_ir::{ConvAttrs, EpilogueStep, Node, Op, SliceAxis, ValueId};
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
 /// A convolution's runtime operands and fused tail, as every lowering of it needs them.
-struct ConvParts {
-    input: Arg,
-    dst: Arg,
-    bias: Option<Vec<f32>>,
-    epilogue: Epilogue,
-    operand_args: Vec<Arg>,
+pub(crate) struct ConvParts {
+    pub input: Arg,
+    pub dst: Arg,
+    pub bias: Option<Vec<f32>>,
+    pub epilogue: Epilogue,
+    pub operand_args: Vec<Arg>,
 }
 
 /// The layer's result (logical shape and stored layout) for epilogue operand classification.
-struct ResultView {
-    shape: Vec<usize>,
-    layout: Layout,
+pub(crate) struct ResultView {
+    pub shape: Vec<usize>,
+    pub layout: Layout,
 }
 
 impl Lowerer<'_> {
@@ -51,11 +51,14 @@ impl Lowerer<'_> {
                 self.gemm(node, main_inputs, (*alpha, *beta, *trans_b), steps)
             }
             Op::MatMul => self.gemm(node, main_inputs, (1.0, 1.0, false), steps),
+            Op::ConvTranspose { conv, output_padding } => {
+                self.conv_transpose(node, conv, output_padding, main_inputs, steps)
+            }
             other => unsupported(format!("fused layer around {other:?}")),
         }
     }
 
-    fn constant_f32(&self, v: Option<ValueId>, what: &str) -> Result<Vec<f32>, Fail> {
+    pub(crate) fn constant_f32(&self, v: Option<ValueId>, what: &str) -> Result<Vec<f32>, Fail> {
         let Some(v) = v else { return unsupported(format!("missing {what}")) };
         let value = self.graph.value(v);
         match &value.constant {
@@ -69,7 +72,7 @@ impl Lowerer<'_> {
 
     /// Classifies the epilogue's operands against the result; `None` when some operand or step
     /// cannot be fused (the caller then runs the steps as a separate element-wise kernel).
-    fn epilogue(
+    pub(crate) fn epilogue(
         &mut self,
         node: &Node,
         steps: &[EpilogueStep],
@@ -110,7 +113,13 @@ impl Lowerer<'_> {
     }
 
     /// Runs `steps` after a layer whose result `tmp` (stored in `layout`) could not take them.
-    fn unfused(&mut self, node: &Node, steps: &[EpilogueStep], tmp: Arg, layout: Layout) -> Result<(), Fail> {
+    pub(crate) fn unfused(
+        &mut self,
+        node: &Node,
+        steps: &[EpilogueStep],
+        tmp: Arg,
+        layout: Layout,
+    ) -> Result<(), Fail> {
         let out = node.outputs[0];
         let mut sources = vec![Source::Temp(tmp, layout, self.shape(out).to_vec())];
         let mut pw = Vec::new();
@@ -260,7 +269,7 @@ impl Lowerer<'_> {
 
     /// A dense convolution as a GEMM over the implicit im2col matrix (a plain GEMM for 1x1
     /// stride-1 unpadded ones), writing `cout` columns of `parts.dst` (through `view`).
-    fn gemm_conv(
+    pub(crate) fn gemm_conv(
         &mut self,
         label: &str,
         g: ConvGeometry,

@@ -5,6 +5,7 @@
 //! Reshapes are views; identical kernels are compiled once.
 
 mod builder;
+mod conv_transpose;
 mod layers;
 mod layout;
 mod lowerer;

@@ -304,7 +304,9 @@ impl Lowerer<'_> {
         }
         match &node.op {
             Op::Fused { main, main_inputs, epilogue } => self.layer(node, main, *main_inputs, epilogue),
-            op @ (Op::Conv(_) | Op::Gemm { .. } | Op::MatMul) => self.layer(node, op, node.inputs.len(), &[]),
+            op @ (Op::Conv(_) | Op::ConvTranspose { .. } | Op::Gemm { .. } | Op::MatMul) => {
+                self.layer(node, op, node.inputs.len(), &[])
+            }
             _ => self.simple(node),
         }
     }
