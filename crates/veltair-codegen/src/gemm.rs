@@ -419,6 +419,29 @@ fn copy_matrix_tile(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock, m0: Value, t
     pack_columns(b, mr, &rows, kb.len, dst);
 }
 
+/// The pixel rows of tile `t` of the row block at `m0` (`tile_rows` of them) and where the
+/// tile's packed columns start in this thread's scratch.
+fn conv_tile_rows(
+    b: &mut FunctionBuilder,
+    ctx: &Ctx,
+    g: &ConvGeometry,
+    kb: KBlock,
+    (m0, t): (Value, Value),
+    tile_rows: usize,
+) -> (Vec<im2col::PixelRow>, Value) {
+    let mr = ctx.s.mr;
+    let first = b.ins().imul_imm_s(t, mr as i64);
+    let first = b.ins().iadd(m0, first);
+    let pixels = (0..tile_rows)
+        .map(|i| {
+            let m = b.ins().iadd_imm_s(first, i as i64);
+            im2col::pixel_row(b, g, m)
+        })
+        .collect();
+    let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
+    (pixels, b.ins().iadd(ctx.ap, dst_off))
+}
+
 /// Whether k-blocks of `kc` columns cover whole taps of the convolution (or lie inside one),
 /// so A can be packed by runs of channels instead of element by element.
 fn tap_aligned(g: &ConvGeometry, kc: usize) -> bool {
@@ -438,16 +461,7 @@ fn copy_conv_runs(
     tile_rows: usize,
 ) {
     let mr = ctx.s.mr;
-    let first = b.ins().imul_imm_s(t, mr as i64);
-    let first = b.ins().iadd(m0, first);
-    let pixels: Vec<_> = (0..tile_rows)
-        .map(|i| {
-            let m = b.ins().iadd_imm_s(first, i as i64);
-            im2col::pixel_row(b, g, m)
-        })
-        .collect();
-    let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
-    let dst = b.ins().iadd(ctx.ap, dst_off);
+    let (pixels, dst) = conv_tile_rows(b, ctx, g, kb, (m0, t), tile_rows);
     let first_window = b.ins().udiv_imm_u(kb.k0, g.c as i64);
     let rows_at = |b: &mut FunctionBuilder, window: Value, channel_bytes: Value| -> Vec<Source> {
         let (dy, dx) = im2col::window_offset(b, g, window);
@@ -539,16 +553,7 @@ fn copy_conv_tile(
     tile_rows: usize,
 ) {
     let mr = ctx.s.mr;
-    let first = b.ins().imul_imm_s(t, mr as i64);
-    let first = b.ins().iadd(m0, first);
-    let pixels: Vec<_> = (0..tile_rows)
-        .map(|i| {
-            let m = b.ins().iadd_imm_s(first, i as i64);
-            im2col::pixel_row(b, g, m)
-        })
-        .collect();
-    let dst_off = b.ins().imul_imm_s(t, (kb.len * mr * 4) as i64);
-    let dst = b.ins().iadd(ctx.ap, dst_off);
+    let (pixels, dst) = conv_tile_rows(b, ctx, g, kb, (m0, t), tile_rows);
     let (zero, end) = (iconst(b, 0), iconst(b, kb.len));
     counted_loop(b, zero, end, 1, |b, kk| {
         let kg = b.ins().iadd(kb.k0, kk);

@@ -1,30 +1,15 @@
 //! `veltair-compile check`: import, run the graph passes, list layers, evaluate on
 //! backend-test data and compare.
 
-use crate::model::Loaded;
+use crate::model::{Loaded, ModelArgs};
 use crate::report::{layer_rows, print_text, CheckReport, DataResult, OutputResult};
-use crate::{InputShape, Outcome};
+use crate::Outcome;
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// The ONNX model file.
-    pub model: PathBuf,
-    /// Pin an input's shape, e.g. `--input-shape input=1x3x224x224` (repeatable). Needed for
-    /// inputs with dynamic dimensions unless `--data` supplies them.
-    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-    pub input_shapes: Vec<InputShape>,
-    /// A directory in the ONNX backend-test layout (`input_N.pb`, `output_N.pb`); the model is
-    /// evaluated on its inputs and compared with its outputs (repeatable).
-    #[arg(long = "data", value_name = "DIR")]
-    pub data: Vec<PathBuf>,
-    /// Relative tolerance of the comparison.
-    #[arg(long, default_value_t = 1e-3)]
-    pub rtol: f64,
-    /// Absolute tolerance of the comparison.
-    #[arg(long, default_value_t = 1e-4)]
-    pub atol: f64,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -35,11 +20,11 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
-    let mut loaded = Loaded::load(&args.model, &args.input_shapes, &args.data)?;
+    let mut loaded = Loaded::load(&args.model)?;
     let passes = (!args.no_passes).then(|| loaded.apply_passes());
     let graph = &loaded.graph;
     let mut report = CheckReport {
-        model: args.model.display().to_string(),
+        model: args.model.path.display().to_string(),
         opset: loaded.model.opset().map_err(|e| e.to_string())?,
         layers: layer_rows(graph),
         bound_inputs: loaded.bound.clone(),
@@ -65,7 +50,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
             .zip(outputs.iter().zip(&set.outputs))
             .map(|(&id, (got, want))| OutputResult {
                 name: graph.value(id).name.clone(),
-                cmp: veltair_ref::compare(got, want, args.rtol, args.atol),
+                cmp: veltair_ref::compare(got, want, args.model.rtol, args.model.atol),
             })
             .collect();
         all_ok &= results.iter().all(|r| r.cmp.ok);

@@ -2,11 +2,34 @@
 //! shape-fixing inputs to the first data set's values, then the graph passes.
 
 use crate::InputShape;
+use clap::Args;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_ir::{Graph, Tensor};
 use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
+
+/// The model and data arguments every subcommand takes.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// The ONNX model file.
+    #[arg(value_name = "MODEL")]
+    pub path: PathBuf,
+    /// Pin an input's shape, e.g. `--input-shape input=1x3x224x224` (repeatable). Needed for
+    /// inputs with dynamic dimensions unless `--data` supplies them.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shapes: Vec<InputShape>,
+    /// A directory in the ONNX backend-test layout (`input_N.pb`, `output_N.pb`): the model
+    /// runs on its inputs and is compared with its outputs (repeatable).
+    #[arg(long = "data", value_name = "DIR")]
+    pub data: Vec<PathBuf>,
+    /// Relative tolerance of the comparison.
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
+    /// Absolute tolerance of the comparison.
+    #[arg(long, default_value_t = 1e-4)]
+    pub atol: f64,
+}
 
 /// How many nodes each graph pass changed.
 pub struct PassCounts {
@@ -27,8 +50,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Imports `path`, pinning `shapes` and binding shape-fixing inputs from `data_dirs[0]`.
-    pub fn load(path: &Path, shapes: &[InputShape], data_dirs: &[PathBuf]) -> Result<Loaded, String> {
+    /// Imports the model, pinning the given shapes and binding shape-fixing inputs from the
+    /// first data set.
+    pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
+        let (path, shapes, data_dirs): (&Path, &[InputShape], &[PathBuf]) =
+            (&args.path, &args.input_shapes, &args.data);
         let model = OnnxModel::load(path).map_err(|e| e.to_string())?;
         let mut opts = ImportOptions::default();
         for s in shapes {

@@ -2,11 +2,10 @@
 //! executor, compare with backend-test data, and time it (median over repeats), optionally
 //! per layer.
 
-use crate::model::Loaded;
-use crate::{InputShape, Outcome};
+use crate::model::{Loaded, ModelArgs};
+use crate::Outcome;
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use veltair_codegen::{OptLevel, Target};
 use veltair_exec::{Executor, Feed, Port, PortType};
@@ -15,15 +14,8 @@ use veltair_lower::{feed, lower, LowerOptions};
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The ONNX model file.
-    pub model: PathBuf,
-    /// Pin an input's shape, e.g. `--input-shape input=1x3x224x224` (repeatable).
-    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-    pub input_shapes: Vec<InputShape>,
-    /// Backend-test data to run on and compare with (repeatable); without it the model runs
-    /// on deterministic pseudo-random inputs.
-    #[arg(long = "data", value_name = "DIR")]
-    pub data: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Worker threads every layer runs on.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -39,12 +31,6 @@ pub struct RunArgs {
     /// Print every step's iteration domain and loop-tiling schedule.
     #[arg(long)]
     pub schedules: bool,
-    /// Relative tolerance of the comparison.
-    #[arg(long, default_value_t = 1e-3)]
-    pub rtol: f64,
-    /// Absolute tolerance of the comparison.
-    #[arg(long, default_value_t = 1e-4)]
-    pub atol: f64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -54,7 +40,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
     }
-    let mut loaded = Loaded::load(&args.model, &args.input_shapes, &args.data)?;
+    let mut loaded = Loaded::load(&args.model)?;
     loaded.apply_passes();
     let target = Target::x86_64_v3(OptLevel::None)?;
     let started = Instant::now();
@@ -81,7 +67,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
         let outputs = exec.run(&inputs).map_err(|e| e.to_string())?;
         for ((got, want), port) in outputs.into_iter().zip(&set.outputs).zip(&exec.plan().outputs) {
             let got = Tensor::from_f32(port.shape.clone(), got).map_err(|e| e.to_string())?;
-            let cmp = veltair_ref::compare(&got, want, args.rtol, args.atol);
+            let cmp = veltair_ref::compare(&got, want, args.model.rtol, args.model.atol);
             all_ok &= cmp.ok;
             checks.push(json!({"data": dir.display().to_string(), "output": port.name, "ok": cmp.ok,
                 "max_abs_err": cmp.max_abs, "summary": format!("{cmp:?}")}));
@@ -123,7 +109,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
 
     if args.json {
         let report = json!({
-            "model": args.model.display().to_string(),
+            "model": args.model.path.display().to_string(),
             "threads": args.threads,
             "kernels": kernels, "steps": steps, "arena_mib": arena_mib, "constants_mib": constants_mib,
             "lower_seconds": lower_time.as_secs_f64(),
@@ -138,7 +124,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     } else {
         println!(
             "{}: {steps} steps, {kernels} distinct kernels, arena {arena_mib:.1} MiB, packed constants {constants_mib:.1} MiB, lowered in {:.2} s",
-            args.model.display(),
+            args.model.path.display(),
             lower_time.as_secs_f64()
         );
         for c in &checks {
