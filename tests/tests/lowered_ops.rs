@@ -196,3 +196,13 @@ fn transposed_convolutions() {
         check_within("conv_transpose", op, &[vec![2, cin, 5, 4]], vec![w, b], (1e-3, 1e-4));
     }
 }
+
+#[test]
+fn pads_and_tiles() {
+    use veltair_ir::PadMode;
+    for mode in [PadMode::Constant, PadMode::Edge, PadMode::Reflect, PadMode::Wrap] {
+        let pad = Op::Pad { begin: vec![0, 1, 2, -1], end: vec![1, 0, 3, 2], mode, value: 2.5 };
+        check("pad", pad, &[vec![2, 3, 4, 5]], vec![]);
+    }
+    check("tile", Op::Tile(vec![2, 1, 3]), &[vec![2, 3, 5]], vec![]);
+}

@@ -9,6 +9,7 @@ mod conv_transpose;
 mod layers;
 mod layout;
 mod lowerer;
+mod resample;
 mod schedule;
 mod simple;
 

@@ -11,10 +11,9 @@ use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::lrn::{compile_lrn, LrnSpec};
 use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
 use veltair_codegen::pool::{compile_global_pool, compile_pool, PoolKind, PoolSpec};
-use veltair_codegen::resample::{compile_resample, ResampleSpec};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
 use veltair_codegen::tiling::{access, describe, elementwise, row_kernel};
-use veltair_ir::{BinaryOp, DType, Node, Op, PoolAttrs, ResizeAttrs, ValueId};
+use veltair_ir::{BinaryOp, DType, Node, Op, PoolAttrs, ValueId};
 
 /// An element-wise kernel input: a graph value, or a layer's intermediate result.
 pub enum Source {
@@ -230,7 +229,26 @@ impl Lowerer<'_> {
                 }
                 other => unsupported(format!("cast from {other:?}")),
             },
-            Op::Resize(r) => self.resize(node, r),
+            Op::Resize(r) => {
+                let xs = self.shape(x).to_vec();
+                let axes = (0..xs.len()).map(|a| veltair_ref::axis_taps(r, a, xs[a], r.out_shape[a])).collect();
+                self.resample(node, axes, r.extrapolation_value)
+            }
+            Op::Pad { begin, mode, value, .. } => {
+                let (xs, ys) = (self.shape(x).to_vec(), self.shape(out).to_vec());
+                let axes = (0..xs.len())
+                    .map(|a| {
+                        let source = |j: usize| veltair_ref::pad_source(j as i64 - begin[a], xs[a] as i64, *mode);
+                        (0..ys[a]).map(|j| source(j).map(|i| vec![(i as usize, 1.0)])).collect()
+                    })
+                    .collect();
+                self.resample(node, axes, *value as f32)
+            }
+            Op::Tile(_) => {
+                let (xs, ys) = (self.shape(x).to_vec(), self.shape(out).to_vec());
+                let axes = (0..xs.len()).map(|a| (0..ys[a]).map(|j| Some(vec![(j % xs[a], 1.0)])).collect()).collect();
+                self.resample(node, axes, 0.0)
+            }
             Op::Lrn { size, alpha, beta, bias } => {
                 let xs = self.shape(x).to_vec();
                 let layout = match xs.len() {
@@ -261,53 +279,6 @@ impl Lowerer<'_> {
             }
             _ => unsupported("no generator for this operator yet"),
         }
-    }
-
-    /// Resize: one resampling kernel per resized axis, last axis first (as the reference),
-    /// images resized in NHWC when batch and channels keep their sizes.
-    fn resize(&mut self, node: &Node, r: &ResizeAttrs) -> Result<(), Fail> {
-        let (x, out) = (node.inputs[0].expect("resize input"), node.outputs[0]);
-        let xs = self.shape(x).to_vec();
-        let nhwc = xs.len() == 4 && r.out_shape[0] == xs[0] && r.out_shape[1] == xs[1];
-        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
-        let mut shape = xs.clone();
-        let mut plans = Vec::new();
-        for axis in (0..xs.len()).rev() {
-            let (input, output) = (xs[axis], r.out_shape[axis]);
-            let taps = veltair_ref::axis_taps(r, axis, input, output);
-            let identity = input == output && taps.iter().enumerate().all(|(j, t)| t.as_deref() == Some(&[(j, 1.0)]));
-            if !identity {
-                plans.push((axis, taps));
-            }
-        }
-        let mut src = self.get(x, layout)?;
-        if plans.is_empty() {
-            self.alias(out, layout, src);
-            return Ok(());
-        }
-        let last = plans.len() - 1;
-        for (n, (axis, taps)) in plans.into_iter().enumerate() {
-            let (input, output) = (shape[axis], r.out_shape[axis]);
-            shape[axis] = output;
-            let stored = stored_shape(&shape, layout);
-            let at = stored_axis(axis, shape.len(), layout);
-            let spec = ResampleSpec {
-                outer: stored[..at].iter().product(),
-                in_len: input,
-                out_len: output,
-                inner: stored[at + 1..].iter().product(),
-                taps: taps.iter().flatten().map(Vec::len).max().unwrap_or(1).max(1),
-            };
-            let table = self.plan.constant(spec.table(&taps, r.extrapolation_value)?);
-            let k = self.kernel(format!("{spec:?}"), |t| compile_resample(&spec, t))?;
-            let dst =
-                if n == last { self.define(out, layout) } else { Arg::Buf(self.plan.buffer(shape.iter().product())) };
-            let work = (spec.outer * spec.out_len * spec.inner * spec.taps) as u64;
-            let label = format!("{} axis {axis}", node.name);
-            self.plan.step(label, k, vec![src, table, dst], work, describe(spec.describe(self.options.max_threads)));
-            src = dst;
-        }
-        Ok(())
     }
 
     /// `x` (plain layout) with `axes` moved last, in order, the others keeping theirs: `x`

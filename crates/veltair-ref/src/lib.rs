@@ -13,6 +13,7 @@ mod reduce;
 mod resize;
 
 pub use compare::{compare, Comparison};
+pub use movement::pad_source;
 pub use resize::{axis_taps, Taps};
 use std::collections::HashMap;
 use std::fmt;

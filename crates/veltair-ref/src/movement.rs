@@ -145,7 +145,9 @@ fn out_coords(shape: &[usize], mut f: impl FnMut(&[usize]) -> usize) -> Vec<usiz
 }
 
 /// Source coordinate for a padded coordinate `p` (input extent `n`), or `None` for fill.
-fn pad_source(p: i64, n: i64, mode: PadMode) -> Option<i64> {
+/// The input index that output index `p` of a padded axis of length `n` reads (`p` counted
+/// from the start of the input), or `None` for the constant fill.
+pub fn pad_source(p: i64, n: i64, mode: PadMode) -> Option<i64> {
     if (0..n).contains(&p) {
         return Some(p);
     }
