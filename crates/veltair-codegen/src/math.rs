@@ -149,8 +149,8 @@ pub fn expm1(b: &mut FunctionBuilder, x: Value) -> Value {
     select_cmp(b, FloatCC::GreaterThan, x, one, big, small)
 }
 
-/// `1 / (1 + e^−x)` lane-wise, as `e^x / (1 + e^x)` for negative `x` so that tiny results keep
-/// their relative accuracy (and round correctly into subnormals).
+/// `1 / (1 + e^−|x|)` lane-wise, and `e^x · (1 / (1 + e^x))` for negative `x` so that tiny
+/// results keep their relative accuracy (one division for both halves).
 pub fn sigmoid(b: &mut FunctionBuilder, x: Value) -> Value {
     let a = b.ins().fabs(x);
     let na = b.ins().fneg(a);
@@ -158,7 +158,7 @@ pub fn sigmoid(b: &mut FunctionBuilder, x: Value) -> Value {
     let one = splat(b, 1.0);
     let d = b.ins().fadd(one, e);
     let r = b.ins().fdiv(one, d);
-    let neg = b.ins().fdiv(e, d);
+    let neg = b.ins().fmul(e, r);
     let zero = splat(b, 0.0);
     select_cmp(b, FloatCC::LessThan, x, zero, neg, r)
 }
