@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Thro
 use std::hint::black_box;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::Epilogue;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::probe::{fma_peak_kernel, peak_flops, CHAINS};
 use veltair_codegen::{fma_peak_256, LoadedKernel, MachineCode, OptLevel, Target};
@@ -32,7 +32,7 @@ fn peaks(c: &mut Criterion) {
 /// artifacts/kernels.md): one k-block up to K = 1024, with taller row blocks for it.
 fn schedule(size: usize) -> GemmSchedule {
     let (kc, mc) = if size >= 1024 { (1024, 128) } else { (512, 64) };
-    GemmSchedule { mr: 8, nr_vecs: 1, kc, mc, k_unroll: 8, max_threads: 1 }
+    GemmSchedule { mr: 8, nr_vecs: 1, kc, mc, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels }
 }
 
 fn gemm(c: &mut Criterion) {
@@ -107,7 +107,7 @@ fn convs(c: &mut Criterion) {
         };
         // k-blocks of whole taps, as the lowering chooses them (channel-run packing).
         let kc = if geo.k() <= 512 { geo.k() } else { cin * (512 / cin).max(1) };
-        let s = GemmSchedule { mr: 8, nr_vecs: 1, kc, mc: 64, k_unroll: 8, max_threads: 1 };
+        let s = GemmSchedule { mr: 8, nr_vecs: 1, kc, mc: 64, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels };
         let code = compile_gemm(&spec, &s, &target).unwrap();
         bench_code(&mut g, name, (2 * geo.m() * geo.k() * cout) as u64, &code, &target);
     }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 use veltair_codegen::epilogue::Epilogue;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
 use veltair_codegen::{LoadedKernel, OptLevel, Target};
 
 fn main() {
@@ -22,7 +22,15 @@ fn main() {
         for (mr, nv) in [(12, 1), (8, 1)] {
             for kc in [256, 512] {
                 for (mc_tiles, u) in [(4, 1), (8, 4), (8, 8), (16, 4), (32, 4)] {
-                    let s = GemmSchedule { mr, nr_vecs: nv, kc, mc: mc_tiles * mr, k_unroll: u, max_threads: 1 };
+                    let s = GemmSchedule {
+                        mr,
+                        nr_vecs: nv,
+                        kc,
+                        mc: mc_tiles * mr,
+                        k_unroll: u,
+                        max_threads: 1,
+                        parallel: Parallel::Panels,
+                    };
                     let code = compile_gemm(&spec, &s, &target).unwrap();
                     let kernel = LoadedKernel::load(&code, &target).unwrap();
                     let mut a = vec![0.5f32; size * size];

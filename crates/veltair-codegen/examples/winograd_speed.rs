@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 use veltair_codegen::epilogue::Epilogue;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::winograd::{
     compile_input_transform, compile_output_transform, transform_weights, WinogradSpec, WinogradTile,
@@ -34,7 +34,8 @@ fn timed(f: impl FnOnce()) -> f64 {
 
 fn main() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let sched = GemmSchedule { mr: 8, nr_vecs: 1, kc: 512, mc: 64, k_unroll: 8, max_threads: 1 };
+    let sched =
+        GemmSchedule { mr: 8, nr_vecs: 1, kc: 512, mc: 64, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels };
     let epilogue = Epilogue::unary(UnaryOp::Relu);
     for (hw, c, cout) in [(56, 64, 64), (14, 256, 256)] {
         let g = ConvGeometry {

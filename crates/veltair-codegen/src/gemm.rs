@@ -76,6 +76,18 @@ pub struct GemmSchedule {
     pub k_unroll: usize,
     /// Most threads the kernel may run on (sizes the scratch argument).
     pub max_threads: usize,
+    /// Which loop the threads split.
+    pub parallel: Parallel,
+}
+
+/// The loop a GEMM's threads split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parallel {
+    /// Column panels: every thread packs every row block of A (cheap when N is wide).
+    Panels,
+    /// Row blocks of `mc` rows: each thread packs only its own rows of A (better when A's
+    /// packing is costly and N is narrow, e.g. convolutions over few output channels).
+    Rows,
 }
 
 impl GemmSchedule {
@@ -90,14 +102,18 @@ impl GemmSchedule {
         let prefix = if conv { "fuse n oh ow into m\nfuse kh kw ci into k\n" } else { "" };
         let text = format!(
             "{prefix}split k {kc}\nsplit m {mc} {mr}\nsplit n {nr}\nreorder k.0 m.0 n.0 m.1 k.1 m.2 n.1\n\
-             pack B [n.0 k n.1] at compile-time\npack A [m.1 k.1 m.2] at m.0\nparallel n.0 {t}\n\
+             pack B [n.0 k n.1] at compile-time\npack A [m.1 k.1 m.2] at m.0\nparallel {par} {t}\n\
              cache_write C at m.1\nvectorize n.1 4\nunroll k.1 {u}\ncompute_at epilogue m.1",
             kc = self.kc,
             mc = self.mc,
             mr = self.mr,
             nr = self.nr(),
             t = self.max_threads,
-            u = self.k_unroll
+            u = self.k_unroll,
+            par = match self.parallel {
+                Parallel::Panels => "n.0",
+                Parallel::Rows => "m.0",
+            }
         );
         text.parse().expect("the GEMM template parses")
     }
@@ -120,8 +136,9 @@ impl GemmSchedule {
                 _ => None,
             })?,
         );
-        let max_threads = schedule.find("parallel n.0 T", |s| match s {
-            Step::Parallel { axis, max_threads } if axis == "n.0" => Some(*max_threads),
+        let (parallel, max_threads) = schedule.find("parallel n.0|m.0 T", |s| match s {
+            Step::Parallel { axis, max_threads } if axis == "n.0" => Some((Parallel::Panels, *max_threads)),
+            Step::Parallel { axis, max_threads } if axis == "m.0" => Some((Parallel::Rows, *max_threads)),
             _ => None,
         })?;
         let k_unroll = schedule.find("unroll k.1 U", |s| match s {
@@ -131,7 +148,7 @@ impl GemmSchedule {
         if !nr.is_multiple_of(4) {
             return Err(CodegenError::Schedule(format!("split n {nr}: panels are whole f32x4 vectors")));
         }
-        let s = GemmSchedule { mr, nr_vecs: nr / 4, kc, mc, k_unroll, max_threads };
+        let s = GemmSchedule { mr, nr_vecs: nr / 4, kc, mc, k_unroll, max_threads, parallel };
         let template = s.to_schedule(spec);
         if let Some((got, want)) = schedule.steps.iter().zip(&template.steps).find(|(a, b)| a != b) {
             return Err(CodegenError::Schedule(format!(
@@ -272,11 +289,10 @@ struct Ctx {
     operands: Vec<Value>,
     /// This thread's packed-A buffer.
     ap: Value,
-    /// This thread's panels: `[p0, p_full)` are full, and `has_last` says whether it also owns
-    /// the partial last panel.
-    p0: Value,
-    p_full: Value,
-    has_last: Option<Value>,
+    /// This thread's panels.
+    panels: Share,
+    /// This thread's row blocks of `mc` rows.
+    rows: Share,
 }
 
 /// One k-block: where it starts and how long it is.
@@ -309,13 +325,12 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
         let per_thread = b.ins().imul_imm_s(params.thread, (s.scratch_per_thread(spec) * 4) as i64);
         let ap = b.ins().iadd(scratch, per_thread);
 
-        let nr = s.nr();
-        let full_panels = spec.n / nr;
-        let (p0, p1) = thread_range(b, spec.panels(s) as i64, params.thread, params.threads);
-        let full_v = iconst(b, full_panels);
-        let p_full = b.ins().umin(p1, full_v);
-        let has_last = (!spec.n.is_multiple_of(nr)).then(|| b.ins().icmp(IntCC::SignedGreaterThan, p1, full_v));
-        let ctx = Ctx { spec: spec.clone(), s: *s, a, bp, bias, c, operands, ap, p0, p_full, has_last };
+        let split = |b: &mut FunctionBuilder, total: usize, unit: usize, mine: bool| {
+            Share::new(b, (total / unit, !total.is_multiple_of(unit)), mine.then_some((params.thread, params.threads)))
+        };
+        let panels = split(b, spec.n, s.nr(), s.parallel == Parallel::Panels);
+        let rows = split(b, spec.m, s.mc, s.parallel == Parallel::Rows);
+        let ctx = Ctx { spec: spec.clone(), s: *s, a, bp, bias, c, operands, ap, panels, rows };
 
         // k-blocks: the first (accumulators start at zero), full middle ones in a loop, and the
         // last (possibly partial), which finishes the tiles.
@@ -337,30 +352,58 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
     })
 }
 
+/// A thread's share of a parallel loop over whole units `[start, full_end)`, plus whether it
+/// owns the partial last unit (index `full_end`'s bound, the total number of whole units).
+#[derive(Clone, Copy)]
+struct Share {
+    start: Value,
+    full_end: Value,
+    partial: Option<Value>,
+    /// Index of the partial unit (the number of whole units).
+    whole: usize,
+}
+
+impl Share {
+    /// The share of `(whole units, a partial one?)` for `(thread, threads)`, or all of them.
+    fn new(b: &mut FunctionBuilder, (whole, partial): (usize, bool), team: Option<(Value, Value)>) -> Share {
+        let total = whole + partial as usize;
+        let (start, end) = match team {
+            Some((thread, threads)) => thread_range(b, total as i64, thread, threads),
+            None => (iconst(b, 0), iconst(b, total)),
+        };
+        let whole_v = iconst(b, whole);
+        let full_end = b.ins().umin(end, whole_v);
+        let partial = partial.then(|| b.ins().icmp(IntCC::SignedGreaterThan, end, whole_v));
+        Share { start, full_end, partial, whole }
+    }
+
+    /// Runs `body(unit index, whole?)` over the share.
+    fn each(&self, b: &mut FunctionBuilder, mut body: impl FnMut(&mut FunctionBuilder, Value, bool)) {
+        counted_loop(b, self.start, self.full_end, 1, |b, u| body(b, u, true));
+        if let Some(partial) = self.partial {
+            if_then(b, partial, |b| {
+                let u = iconst(b, self.whole);
+                body(b, u, false);
+            });
+        }
+    }
+}
+
 /// Runs `body(panel, valid columns)` over this thread's panels.
 fn for_each_panel(b: &mut FunctionBuilder, ctx: &Ctx, mut body: impl FnMut(&mut FunctionBuilder, Value, usize)) {
     let nr = ctx.s.nr();
-    counted_loop(b, ctx.p0, ctx.p_full, 1, |b, p| body(b, p, nr));
-    if let Some(has_last) = ctx.has_last {
-        if_then(b, has_last, |b| {
-            let p = iconst(b, ctx.spec.n / nr);
-            body(b, p, ctx.spec.n % nr);
-        });
-    }
+    let last = ctx.spec.n % nr;
+    ctx.panels.each(b, |b, p, whole| body(b, p, if whole { nr } else { last }));
 }
 
 /// One k-block: every row block of `mc` rows.
 fn k_block(b: &mut FunctionBuilder, ctx: &Ctx, kb: KBlock) {
     let mc = ctx.s.mc;
-    let full = ctx.spec.m / mc;
-    if full > 0 {
-        let (zero, end) = (iconst(b, 0), iconst(b, full * mc));
-        counted_loop(b, zero, end, mc as i64, |b, m0| row_block(b, ctx, kb, m0, mc));
-    }
-    if !ctx.spec.m.is_multiple_of(mc) {
-        let m0 = iconst(b, full * mc);
-        row_block(b, ctx, kb, m0, ctx.spec.m % mc);
-    }
+    let last = ctx.spec.m % mc;
+    ctx.rows.each(b, |b, blk, whole| {
+        let m0 = b.ins().imul_imm_s(blk, mc as i64);
+        row_block(b, ctx, kb, m0, if whole { mc } else { last });
+    });
 }
 
 /// Packs rows `m0 .. m0 + rows` of the k-block into this thread's scratch, then runs every

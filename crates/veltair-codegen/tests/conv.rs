@@ -6,7 +6,7 @@ mod common;
 
 use common::{apply_epilogue, epilogue_case, epilogue_operands, nchw_to_nhwc, values};
 use proptest::prelude::*;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::{LoadedKernel, OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
@@ -124,7 +124,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 120, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn implicit_gemm_conv_matches_reference(case in case(), mr in 1usize..=8, nv in 1usize..=2, kc in 1usize..40, mc_tiles in 1usize..4, u in 1usize..=4, threads in 1usize..=3, epilogue in 0usize..5, kc_mode in 0usize..3) {
+    fn implicit_gemm_conv_matches_reference(case in case(), mr in 1usize..=8, nv in 1usize..=2, kc in 1usize..40, mc_tiles in 1usize..4, u in 1usize..=4, threads in 1usize..=3, epilogue in 0usize..5, kc_mode in 0usize..3, rows in any::<bool>()) {
         prop_assume!(mr * nv + nv < 16);
         // k-blocks of whole taps and inside one tap take the channel-run packing path.
         let kc = match kc_mode {
@@ -132,7 +132,7 @@ proptest! {
             1 => case.c * (1 + kc % 4),
             _ => if case.c % 2 == 0 { case.c / 2 } else { case.c },
         };
-        let sched = GemmSchedule { mr, nr_vecs: nv, kc, mc: mc_tiles * mr, k_unroll: u, max_threads: 3 };
+        let sched = GemmSchedule { mr, nr_vecs: nv, kc, mc: mc_tiles * mr, k_unroll: u, max_threads: 3, parallel: if rows { Parallel::Rows } else { Parallel::Panels } };
         check(&case, sched, threads, epilogue)?;
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{apply_epilogue, epilogue_case, epilogue_operands};
 use proptest::prelude::*;
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec};
+use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
 use veltair_codegen::{LoadedKernel, OptLevel, Target};
 use veltair_ir::{Op, Tensor};
 
@@ -86,15 +86,16 @@ fn spec_strategy() -> impl Strategy<Value = GemmSpec> {
 }
 
 fn schedule_strategy() -> impl Strategy<Value = GemmSchedule> {
-    (1usize..=12, 1usize..=2, 1usize..48, 1usize..5, 1usize..=8)
-        .prop_filter("fits the register file", |(mr, nv, _, _, _)| mr * nv + nv < 16)
-        .prop_map(|(mr, nr_vecs, kc, mc_tiles, k_unroll)| GemmSchedule {
+    (1usize..=12, 1usize..=2, 1usize..48, 1usize..5, 1usize..=8, any::<bool>())
+        .prop_filter("fits the register file", |(mr, nv, _, _, _, _)| mr * nv + nv < 16)
+        .prop_map(|(mr, nr_vecs, kc, mc_tiles, k_unroll, rows)| GemmSchedule {
             mr,
             nr_vecs,
             kc,
             mc: mc_tiles * mr,
             k_unroll,
             max_threads: 4,
+            parallel: if rows { Parallel::Rows } else { Parallel::Panels },
         })
 }
 
@@ -119,9 +120,9 @@ fn large_tiles_and_many_k_blocks() {
         out: None,
     };
     for sched in [
-        GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, mc: 48, k_unroll: 8, max_threads: 3 },
-        GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, mc: 120, k_unroll: 4, max_threads: 3 },
-        GemmSchedule { mr: 8, nr_vecs: 1, kc: 300, mc: 8, k_unroll: 1, max_threads: 3 },
+        GemmSchedule { mr: 12, nr_vecs: 1, kc: 64, mc: 48, k_unroll: 8, max_threads: 3, parallel: Parallel::Panels },
+        GemmSchedule { mr: 6, nr_vecs: 2, kc: 128, mc: 24, k_unroll: 4, max_threads: 3, parallel: Parallel::Rows },
+        GemmSchedule { mr: 8, nr_vecs: 1, kc: 300, mc: 8, k_unroll: 1, max_threads: 3, parallel: Parallel::Panels },
     ] {
         run(spec.clone(), sched, 3, OptLevel::None).unwrap();
     }
@@ -132,7 +133,7 @@ fn more_threads_than_the_scratch_allows_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let spec =
         GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
-    let s = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
+    let s = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2, parallel: Parallel::Panels };
     let code = compile_gemm(&spec, &s, &target).unwrap();
     let kernel = LoadedKernel::load(&code, &target).unwrap();
     let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.0; n]).collect();
@@ -148,7 +149,7 @@ fn invalid_schedules_are_refused() {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let spec =
         GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
-    let ok = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 };
+    let ok = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2, parallel: Parallel::Panels };
     assert!(compile_gemm(&spec, &ok, &target).is_ok());
     for bad in [
         GemmSchedule { mr: 12, nr_vecs: 2, ..ok },
@@ -179,8 +180,9 @@ proptest! {
 fn schedules_outside_the_template_are_refused() {
     let spec =
         GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
-    let ok =
-        GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2 }.to_schedule(&spec).to_string();
+    let ok = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2, parallel: Parallel::Panels }
+        .to_schedule(&spec)
+        .to_string();
     for (from, to) in [
         ("reorder k.0 m.0 n.0 m.1 k.1 m.2 n.1", "reorder m.0 k.0 n.0 m.1 k.1 m.2 n.1"),
         ("split n 4", "split n 6"),

@@ -14,7 +14,7 @@ mod common;
 use common::{apply_epilogue, epilogue_case, epilogue_operands, nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::epilogue::Epilogue;
-use veltair_codegen::gemm::{compile_gemm, pack_b, GemmSchedule};
+use veltair_codegen::gemm::{compile_gemm, pack_b, GemmSchedule, Parallel};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::winograd::{
     compile_input_transform, compile_output_transform, transform_weights, WinogradSpec, WinogradTile,
@@ -99,7 +99,8 @@ fn check(case: &Case, threads: usize, epilogue: &Epilogue, target: &Target) -> R
 
     // Phase 2: M[ξ] = V[ξ] · U[ξ], one GEMM per transform position.
     let gemm = spec.gemm_spec();
-    let sched = GemmSchedule { mr: 4, nr_vecs: 2, kc: 8, mc: 8, k_unroll: 2, max_threads: 4 };
+    let sched =
+        GemmSchedule { mr: 4, nr_vecs: 2, kc: 8, mc: 8, k_unroll: 2, max_threads: 4, parallel: Parallel::Panels };
     let gemm_kernel = LoadedKernel::load(&compile_gemm(&gemm, &sched, target).map_err(fail)?, target).unwrap();
     let wv = w_oihw.as_f32("w").unwrap();
     let mut packed: Vec<Vec<f32>> = transform_weights(&spec, wv).iter().map(|u| pack_b(&gemm, &sched, u)).collect();

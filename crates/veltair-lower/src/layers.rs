@@ -292,7 +292,7 @@ impl Lowerer<'_> {
             out: view,
         };
         let kc = if pointwise { matrix_kc(spec.k) } else { conv_kc(cin, spec.k) };
-        let sched = gemm_schedule(spec.m, kc, self.options.max_threads);
+        let sched = gemm_schedule(spec.m, spec.n, kc, self.options.max_threads);
         // B[(ky·kw + kx)·cin + ci][co] = W[co][ci][ky][kx].
         let mut bmat = vec![0f32; g.k() * cout];
         for co in 0..cout {
@@ -383,7 +383,7 @@ impl Lowerer<'_> {
         );
         let m = self.plan.buffer(spec.m_elems());
         let gspec = spec.gemm_spec();
-        let sched = gemm_schedule(gspec.m, matrix_kc(gspec.k), threads);
+        let sched = gemm_schedule(gspec.m, gspec.n, matrix_kc(gspec.k), threads);
         let k_gemm = self.kernel(format!("{gspec:?} {sched:?}"), |t| compile_gemm(&gspec, &sched, t))?;
         let scratch = self.plan.buffer(gspec.arg_elems(&sched)[3]);
         let schedule = format!("{}\n{}", gspec.domain(), sched.to_schedule(&gspec));
@@ -476,7 +476,7 @@ impl Lowerer<'_> {
             epilogue,
             out: None,
         };
-        let sched = gemm_schedule(m, matrix_kc(k), self.options.max_threads);
+        let sched = gemm_schedule(m, n, matrix_kc(k), self.options.max_threads);
         let kernel = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
         let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + bias.is_some() as usize]);
         let mut args = vec![input, self.plan.constant(pack_b(&spec, &sched, &bmat))];

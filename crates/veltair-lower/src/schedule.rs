@@ -1,17 +1,22 @@
 //! The schedule each layer kind gets when nothing is tuned: register tiles and cache blocks
 //! sized from the shapes (the measured best on this machine's L1/L2 for large GEMMs).
 
-use veltair_codegen::gemm::GemmSchedule;
+use veltair_codegen::gemm::{GemmSchedule, Parallel};
 
 /// Longest k-block: the B panel block (`kc × nr` floats) and the packed A tile stay in L1.
 const KC: usize = 512;
 /// Rows of A packed at once (the packed block stays in L2).
 const MC: usize = 64;
 
-/// A GEMM schedule for `m` rows and k-blocks of `kc` on up to `max_threads` threads.
-pub fn gemm_schedule(m: usize, kc: usize, max_threads: usize) -> GemmSchedule {
+/// A GEMM schedule for `m × n` with k-blocks of `kc` on up to `max_threads` threads. Threads
+/// split the row blocks when there are more of them than panels (each thread then packs only
+/// its own rows of A), else the panels.
+pub fn gemm_schedule(m: usize, n: usize, kc: usize, max_threads: usize) -> GemmSchedule {
     let mr = m.clamp(1, 8);
-    GemmSchedule { mr, nr_vecs: 1, kc, mc: MC.next_multiple_of(mr), k_unroll: 8, max_threads }
+    let mc = MC.next_multiple_of(mr);
+    let (row_blocks, panels) = (m.div_ceil(mc), n.div_ceil(4));
+    let parallel = if row_blocks >= 2 * max_threads && row_blocks > panels { Parallel::Rows } else { Parallel::Panels };
+    GemmSchedule { mr, nr_vecs: 1, kc, mc, k_unroll: 8, max_threads, parallel }
 }
 
 /// The k-block of a plain GEMM of depth `k`.
