@@ -263,9 +263,51 @@ pub fn pack_b(spec: &GemmSpec, s: &GemmSchedule, b: &[f32]) -> Vec<f32> {
 
 /// Generates and compiles the GEMM kernel.
 pub fn compile_gemm(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Result<MachineCode, CodegenError> {
+    compile_batched_gemm(spec, s, &GemmBatch { count: 1, a_stride: 0, b_stride: 0, c_stride: 0 }, target)
+}
+
+/// `count` independent GEMMs of one shape in one kernel (Winograd's per-position products):
+/// product `i` reads A and packed B and writes C at `i ×` their strides (in elements). The
+/// threads keep their share of the loop across the products. Batches take no bias, epilogue
+/// or output view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmBatch {
+    pub count: usize,
+    pub a_stride: usize,
+    pub b_stride: usize,
+    pub c_stride: usize,
+}
+
+impl GemmBatch {
+    /// Elements of each argument-table entry of `spec` batched this way.
+    pub fn arg_elems(&self, spec: &GemmSpec, s: &GemmSchedule) -> Vec<usize> {
+        let mut v = spec.arg_elems(s);
+        let before = self.count.saturating_sub(1);
+        for (i, stride) in [(0, self.a_stride), (1, self.b_stride), (2, self.c_stride)] {
+            v[i] += before * stride;
+        }
+        v
+    }
+}
+
+/// Generates and compiles a batch of GEMMs (see [`GemmBatch`]).
+pub fn compile_batched_gemm(
+    spec: &GemmSpec,
+    s: &GemmSchedule,
+    batch: &GemmBatch,
+    target: &Target,
+) -> Result<MachineCode, CodegenError> {
     s.validate(spec)?;
     spec.epilogue.validate()?;
-    let mut code = compile(build(spec, s, target), target, spec.arg_elems(s))?;
+    let plain = spec.bias == Bias::None && spec.epilogue.is_empty() && spec.out.is_none();
+    if batch.count == 0 || (batch.count > 1 && !plain) {
+        return Err(CodegenError::Schedule(format!("unsupported GEMM batch {batch:?}")));
+    }
+    let elems = batch.arg_elems(spec, s);
+    if elems.iter().any(|&e| e as u64 * 4 >= 1 << 31) {
+        return Err(CodegenError::Schedule("GEMM batch too large for 32-bit offsets".into()));
+    }
+    let mut code = compile(build(spec, s, batch, target), target, elems)?;
     code.max_threads = s.max_threads;
     Ok(code)
 }
@@ -278,6 +320,7 @@ enum Init {
 }
 
 /// Values every part of the kernel needs.
+#[derive(Clone)]
 struct Ctx {
     spec: GemmSpec,
     s: GemmSchedule,
@@ -309,7 +352,7 @@ fn iconst(b: &mut FunctionBuilder, v: usize) -> Value {
     b.ins().iconst(types::I64, v as i64)
 }
 
-fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
+fn build(spec: &GemmSpec, s: &GemmSchedule, batch: &GemmBatch, target: &Target) -> Function {
     build_kernel(target, |b, params| {
         let mut slot = 0;
         let mut arg = |b: &mut FunctionBuilder| {
@@ -331,25 +374,43 @@ fn build(spec: &GemmSpec, s: &GemmSchedule, target: &Target) -> Function {
         let panels = split(b, spec.n, s.nr(), s.parallel == Parallel::Panels);
         let rows = split(b, spec.m, s.mc, s.parallel == Parallel::Rows);
         let ctx = Ctx { spec: spec.clone(), s: *s, a, bp, bias, c, operands, ap, panels, rows };
-
-        // k-blocks: the first (accumulators start at zero), full middle ones in a loop, and the
-        // last (possibly partial), which finishes the tiles.
-        let kc = s.kc.min(spec.k);
-        let blocks = spec.k.div_ceil(kc);
-        let zero = iconst(b, 0);
-        k_block(b, &ctx, KBlock { k0: zero, len: kc, init: Init::Zero, last: blocks == 1 });
-        if blocks > 2 {
-            let (one, end) = (iconst(b, 1), iconst(b, blocks - 1));
-            counted_loop(b, one, end, 1, |b, kb| {
-                let k0 = b.ins().imul_imm_s(kb, kc as i64);
-                k_block(b, &ctx, KBlock { k0, len: kc, init: Init::LoadC, last: false });
+        if batch.count == 1 {
+            product(b, &ctx);
+        } else {
+            let (zero, end) = (iconst(b, 0), iconst(b, batch.count));
+            counted_loop(b, zero, end, 1, |b, i| {
+                let at = |b: &mut FunctionBuilder, base: Value, stride: usize| {
+                    let off = b.ins().imul_imm_s(i, (stride * 4) as i64);
+                    b.ins().iadd(base, off)
+                };
+                let (a, bp, c) =
+                    (at(b, ctx.a, batch.a_stride), at(b, ctx.bp, batch.b_stride), at(b, ctx.c, batch.c_stride));
+                product(b, &Ctx { a, bp, c, operands: Vec::new(), ..ctx.clone() });
             });
         }
-        if blocks > 1 {
-            let k0 = iconst(b, (blocks - 1) * kc);
-            k_block(b, &ctx, KBlock { k0, len: spec.k - (blocks - 1) * kc, init: Init::LoadC, last: true });
-        }
     })
+}
+
+/// One product: every k-block of this thread's share.
+fn product(b: &mut FunctionBuilder, ctx: &Ctx) {
+    let (spec, s) = (&ctx.spec, &ctx.s);
+    // k-blocks: the first (accumulators start at zero), full middle ones in a loop, and the
+    // last (possibly partial), which finishes the tiles.
+    let kc = s.kc.min(spec.k);
+    let blocks = spec.k.div_ceil(kc);
+    let zero = iconst(b, 0);
+    k_block(b, ctx, KBlock { k0: zero, len: kc, init: Init::Zero, last: blocks == 1 });
+    if blocks > 2 {
+        let (one, end) = (iconst(b, 1), iconst(b, blocks - 1));
+        counted_loop(b, one, end, 1, |b, kb| {
+            let k0 = b.ins().imul_imm_s(kb, kc as i64);
+            k_block(b, ctx, KBlock { k0, len: kc, init: Init::LoadC, last: false });
+        });
+    }
+    if blocks > 1 {
+        let k0 = iconst(b, (blocks - 1) * kc);
+        k_block(b, ctx, KBlock { k0, len: spec.k - (blocks - 1) * kc, init: Init::LoadC, last: true });
+    }
 }
 
 /// A thread's share of a parallel loop over whole units `[start, full_end)`, plus whether it

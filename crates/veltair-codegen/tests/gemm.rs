@@ -246,3 +246,39 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A batch of products with padded strides: each product lands in its own slot, the gaps
+    /// between slots are left untouched.
+    #[test]
+    fn batched_products_match_reference(
+        m in 1usize..20, n in 1usize..20, k in 1usize..30, count in 1usize..4, gap in 0usize..5,
+        sched in schedule_strategy(), threads in 1usize..=4,
+    ) {
+        use veltair_codegen::gemm::{compile_batched_gemm, GemmBatch};
+        let spec = GemmSpec { m, n, k, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
+        let packed_len = spec.arg_elems(&sched)[1];
+        let batch = GemmBatch { count, a_stride: m * k + gap, b_stride: packed_len, c_stride: m * n + gap };
+        let target = Target::x86_64_v3(OptLevel::None).unwrap();
+        let code = compile_batched_gemm(&spec, &sched, &batch, &target).unwrap();
+        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let mut a = values(batch.a_stride * count, 1);
+        let bs: Vec<Vec<f32>> = (0..count).map(|i| values(k * n, 7 + i as u64)).collect();
+        let mut bp: Vec<f32> = bs.iter().flat_map(|b| pack_b(&spec, &sched, b)).collect();
+        let mut c = vec![f32::NAN; batch.c_stride * count];
+        let mut scratch = vec![f32::NAN; code.arg_elems[3]];
+        kernel.run(&mut [&mut a, &mut bp, &mut c, &mut scratch], threads).unwrap();
+        for i in 0..count {
+            let want = reference(&spec, &a[i * batch.a_stride..][..m * k], &bs[i], &[], &[]);
+            let got = &c[i * batch.c_stride..][..batch.c_stride];
+            for (j, g) in got.iter().enumerate() {
+                match want.get(j) {
+                    Some(w) => prop_assert!((g - w).abs() <= 1e-4 * (k as f32).sqrt() + 1e-5 * w.abs(), "product {i} element {j}"),
+                    None => prop_assert!(g.is_nan(), "product {i}: gap element {j} written"),
+                }
+            }
+        }
+    }
+}

@@ -13,8 +13,6 @@ pub struct BufId(usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arg {
     Buf(BufId),
-    /// `len` floats of a buffer from `offset`.
-    Slice(BufId, usize, usize),
     Const(usize),
 }
 
@@ -76,7 +74,7 @@ impl PlanBuilder {
     pub fn step(&mut self, label: impl Into<String>, kernel: usize, args: Vec<Arg>, macs: u64, schedule: String) {
         let step = self.steps.len();
         for a in &args {
-            if let Arg::Buf(b) | Arg::Slice(b, _, _) = a {
+            if let Arg::Buf(b) = a {
                 let life = &mut self.buffers[b.0];
                 life.last = life.last.max(step);
             }
@@ -95,7 +93,6 @@ impl PlanBuilder {
         let (offsets, arena_elems) = plan_arena(&self.buffers);
         let place = |a: &Arg| match *a {
             Arg::Buf(b) => ArgRef::Arena { offset: offsets[b.0], len: self.buffers[b.0].elems },
-            Arg::Slice(b, offset, len) => ArgRef::Arena { offset: offsets[b.0] + offset, len },
             Arg::Const(c) => ArgRef::Const(c),
         };
         let port = |p: PendingPort| Port { name: p.name, shape: p.shape, dtype: p.dtype, offset: offsets[p.buf.0] };

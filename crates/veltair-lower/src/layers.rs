@@ -11,7 +11,7 @@ use crate::simple::Source;
 use veltair_codegen::copy::CopySpec;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::{Epilogue, Operand, Step};
-use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSpec, OutView};
+use veltair_codegen::gemm::{compile_batched_gemm, compile_gemm, pack_b, ASource, Bias, GemmBatch, GemmSpec, OutView};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::matmul::{compile_batched_matmul, BatchedMatmulSpec};
 use veltair_codegen::pointwise::PointwiseStep;
@@ -355,9 +355,9 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// A 3x3 stride-1 convolution as Winograd F(4x4, 3x3): the input transform, one GEMM per
-    /// transform position (sharing one kernel, over slices of the transformed buffers), and the
-    /// output transform with bias and epilogue.
+    /// A 3x3 stride-1 convolution as Winograd F(4x4, 3x3): the input transform, the batch of
+    /// one GEMM per transform position (one kernel call), and the output transform with bias
+    /// and epilogue.
     fn winograd(
         &mut self,
         node: &Node,
@@ -384,22 +384,20 @@ impl Lowerer<'_> {
         let m = self.plan.buffer(spec.m_elems());
         let gspec = spec.gemm_spec();
         let sched = gemm_schedule(gspec.m, gspec.n, matrix_kc(gspec.k), threads);
-        let k_gemm = self.kernel(format!("{gspec:?} {sched:?}"), |t| compile_gemm(&gspec, &sched, t))?;
+        let packed: Vec<Vec<f32>> = transform_weights(spec, w).iter().map(|u| pack_b(&gspec, &sched, u)).collect();
+        let batch = GemmBatch {
+            count: positions,
+            a_stride: spec.v_stride(),
+            b_stride: packed[0].len(),
+            c_stride: spec.m_stride(),
+        };
+        let k_gemm =
+            self.kernel(format!("{gspec:?} {sched:?} {batch:?}"), |t| compile_batched_gemm(&gspec, &sched, &batch, t))?;
         let scratch = self.plan.buffer(gspec.arg_elems(&sched)[3]);
-        let schedule = format!("{}\n{}", gspec.domain(), sched.to_schedule(&gspec));
-        for (xi, u) in transform_weights(spec, w).into_iter().enumerate() {
-            let packed = self.plan.constant(pack_b(&gspec, &sched, &u));
-            let a = Arg::Slice(v, xi * spec.v_stride(), gspec.m * gspec.k);
-            let c = Arg::Slice(m, xi * spec.m_stride(), gspec.m * gspec.n);
-            let label = format!("{} winograd gemm {xi}", node.name);
-            self.plan.step(
-                label,
-                k_gemm,
-                vec![a, packed, c, Arg::Buf(scratch)],
-                work / positions as u64,
-                schedule.clone(),
-            );
-        }
+        let schedule = format!("{positions} x {}\n{}", gspec.domain(), sched.to_schedule(&gspec));
+        let weights = self.plan.constant(packed.concat());
+        let args = vec![Arg::Buf(v), weights, Arg::Buf(m), Arg::Buf(scratch)];
+        self.plan.step(format!("{} winograd gemms", node.name), k_gemm, args, work, schedule);
         let has_bias = parts.bias.is_some();
         let epilogue = parts.epilogue;
         let k_out = self.kernel(format!("winograd output {spec:?} {has_bias} {epilogue:?}"), |t| {
