@@ -4,10 +4,10 @@
 //! element-wise kernel.
 
 use crate::builder::Arg;
+use crate::elementwise::Source;
 use crate::layout::{align_rank, Layout};
 use crate::lowerer::{unsupported, Fail, Lowerer};
 use crate::schedule::{conv_kc, gemm_schedule, matrix_kc};
-use crate::simple::Source;
 use veltair_codegen::copy::CopySpec;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::{Epilogue, Operand, Step};

@@ -6,9 +6,12 @@
 
 mod builder;
 mod conv_transpose;
+mod elementwise;
 mod layers;
 mod layout;
 mod lowerer;
+mod movement;
+mod pooling;
 mod resample;
 mod schedule;
 mod simple;

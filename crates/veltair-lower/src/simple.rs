@@ -1,25 +1,19 @@
-//! Lowering of the layers that are not GEMM-shaped: element-wise chains, pooling, softmax,
-//! layer normalisation, reductions over trailing axes, and data movement (reshape views,
-//! transpose, concat, slice, expand).
+//! Lowering of the layers that are not GEMM-shaped, by operator: element-wise chains, pooling
+//! and LRN, softmax, layer normalisation and reductions (over any axes), and data movement
+//! (reshape views, transpose, concat, slice, expand, gather, casts, resize/pad/tile).
 
 use crate::builder::Arg;
-use crate::layout::{align_rank, stored_axis, stored_shape, Layout};
+use crate::elementwise::Source;
+use crate::layout::Layout;
 use crate::lowerer::{unsupported, Fail, Lowerer};
 use veltair_codegen::copy::CopySpec;
 use veltair_codegen::gather::{compile_gather, compile_i64_to_f32, GatherSpec};
-use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::lrn::{compile_lrn, LrnSpec};
-use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
-use veltair_codegen::pool::{compile_global_pool, compile_pool, PoolKind, PoolSpec};
+use veltair_codegen::pointwise::PointwiseStep;
+use veltair_codegen::pool::{compile_global_pool, PoolKind};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
 use veltair_codegen::tiling::{access, describe, elementwise, row_kernel};
-use veltair_ir::{BinaryOp, DType, Node, Op, PoolAttrs, ValueId};
-
-/// An element-wise kernel input: a graph value, or a layer's intermediate result.
-pub enum Source {
-    Value(ValueId),
-    Temp(Arg, Layout, Vec<usize>),
-}
+use veltair_ir::{DType, Node, Op};
 
 impl Lowerer<'_> {
     pub fn simple(&mut self, node: &Node) -> Result<(), Fail> {
@@ -279,163 +273,5 @@ impl Lowerer<'_> {
             }
             _ => unsupported("no generator for this operator yet"),
         }
-    }
-
-    /// `x` (plain layout) with `axes` moved last, in order, the others keeping theirs: `x`
-    /// itself when they are the trailing axes already, else a transposed copy and the
-    /// permutation used.
-    fn trailing(&mut self, label: &str, x: ValueId, axes: &[usize]) -> Result<(Arg, Option<Vec<usize>>), Fail> {
-        let xs = self.shape(x).to_vec();
-        let mut moved: Vec<usize> = axes.to_vec();
-        moved.sort_unstable();
-        let mut perm: Vec<usize> = (0..xs.len()).filter(|a| !moved.contains(a)).collect();
-        perm.extend(moved);
-        let src = self.get(x, Layout::Plain)?;
-        // Size-1 axes may stay where they are: the data order is the same.
-        let significant: Vec<usize> = perm.iter().copied().filter(|&a| xs[a] != 1).collect();
-        if significant.windows(2).all(|w| w[0] < w[1]) {
-            return Ok((src, None));
-        }
-        let tmp = Arg::Buf(self.plan.buffer(xs.iter().product()));
-        self.copy(&format!("{label} axes last"), CopySpec::transpose(&xs, &perm)?, src, tmp)?;
-        Ok((tmp, Some(perm)))
-    }
-
-    /// An element-wise kernel: `steps` over `sources` (the accumulator starts as source 0),
-    /// writing `out`. Images stay channels-last when any image operand already is.
-    pub fn pointwise(
-        &mut self,
-        label: &str,
-        sources: Vec<Source>,
-        steps: Vec<PointwiseStep>,
-        out: ValueId,
-    ) -> Result<(), Fail> {
-        let ys = self.shape(out).to_vec();
-        let rank = ys.len();
-        let nhwc = rank == 4
-            && sources.iter().any(|s| match s {
-                Source::Value(v) => self.prefers(*v, Layout::Nhwc),
-                Source::Temp(_, layout, _) => *layout == Layout::Nhwc,
-            });
-        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
-        let mut args = Vec::new();
-        let mut shapes = Vec::new();
-        for s in &sources {
-            let (arg, shape) = match s {
-                Source::Value(v) => {
-                    let shape = align_rank(self.shape(*v), rank);
-                    let layout = if shape.len() == 4 && nhwc { Layout::Nhwc } else { Layout::Plain };
-                    (self.get(*v, layout)?, shape)
-                }
-                Source::Temp(arg, _, shape) => (*arg, shape.clone()),
-            };
-            args.push(arg);
-            shapes.push(stored_shape(&shape, layout));
-        }
-        let spec = PointwiseSpec { out_shape: stored_shape(&ys, layout), inputs: shapes, steps };
-        let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
-        args.push(self.define(out, layout));
-        let work = ys.iter().product::<usize>() as u64;
-        self.plan.step(label, k, args, work, describe(spec.describe(self.options.max_threads)));
-        Ok(())
-    }
-
-    /// Inference batch normalisation that was not folded: `x·s + t` per channel.
-    fn batch_norm(&mut self, node: &Node, epsilon: f32) -> Result<(), Fail> {
-        let x = node.inputs[0].expect("batch-norm input");
-        let xs = self.shape(x).to_vec();
-        let c = xs.get(1).copied().unwrap_or(1);
-        let mut p = Vec::new();
-        for i in 1..5 {
-            let v = node.inputs[i].expect("batch-norm parameter");
-            match &self.graph.value(v).constant {
-                Some(t) => {
-                    p.push(t.as_f32("batch-norm parameter").map_err(|e| Fail::Unsupported(e.to_string()))?.to_vec())
-                }
-                None => return unsupported("batch-norm parameters computed at run time"),
-            }
-        }
-        let scale: Vec<f32> = (0..c).map(|i| p[0][i] / (p[3][i] + epsilon).sqrt()).collect();
-        let shift: Vec<f32> = (0..c).map(|i| p[1][i] - p[2][i] * scale[i]).collect();
-        let mut per_channel = vec![1; xs.len()];
-        if xs.len() > 1 {
-            per_channel[1] = c;
-        }
-        let (s, t) = (self.plan.constant(scale), self.plan.constant(shift));
-        let layout = if xs.len() == 4 && self.prefers(x, Layout::Nhwc) { Layout::Nhwc } else { Layout::Plain };
-        let src = self.get(x, layout)?;
-        let param_shape = stored_shape(&per_channel, layout);
-        let spec = PointwiseSpec {
-            out_shape: stored_shape(&xs, layout),
-            inputs: vec![stored_shape(&xs, layout), param_shape.clone(), param_shape],
-            steps: vec![
-                PointwiseStep::Binary { op: BinaryOp::Mul, input: 1, operand_first: false },
-                PointwiseStep::Binary { op: BinaryOp::Add, input: 2, operand_first: false },
-            ],
-        };
-        let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
-        let dst = self.define(node.outputs[0], layout);
-        let work = self.work(node);
-        self.plan.step(&node.name, k, vec![src, s, t, dst], work, describe(spec.describe(self.options.max_threads)));
-        Ok(())
-    }
-
-    fn pool(&mut self, node: &Node, p: &PoolAttrs, kind: PoolKind) -> Result<(), Fail> {
-        let x = node.inputs[0].expect("pool input");
-        let (xs, ys) = (self.shape(x).to_vec(), self.shape(node.outputs[0]).to_vec());
-        if xs.len() != 4 {
-            return unsupported("pooling over other than 2 spatial axes");
-        }
-        let geometry = ConvGeometry {
-            batch: xs[0],
-            h: xs[2],
-            w: xs[3],
-            c: xs[1],
-            kh: p.kernel[0],
-            kw: p.kernel[1],
-            stride: (p.strides[0], p.strides[1]),
-            dilation: (p.dilations[0], p.dilations[1]),
-            pad: (p.pads_begin[0], p.pads_begin[1]),
-            oh: ys[2],
-            ow: ys[3],
-        };
-        let spec = PoolSpec { geometry, pad_end: (p.pads_end[0], p.pads_end[1]), kind };
-        let src = self.get(x, Layout::Nhwc)?;
-        let k = self.kernel(format!("{spec:?}"), |t| compile_pool(&spec, t))?;
-        let dst = self.define(node.outputs[0], Layout::Nhwc);
-        let work = self.work(node) * (p.kernel[0] * p.kernel[1]) as u64;
-        self.plan.step(&node.name, k, vec![src, dst], work, describe(spec.describe(self.options.max_threads)));
-        Ok(())
-    }
-
-    /// Concat: each input copied into its slot of the output (except those their producer
-    /// already wrote there), channels-last when every input already is.
-    fn concat(&mut self, node: &Node, axis: usize) -> Result<(), Fail> {
-        let out = node.outputs[0];
-        let ys = self.shape(out).to_vec();
-        let parts: Vec<ValueId> = node.inputs.iter().flatten().copied().collect();
-        let in_place = parts.iter().any(|v| self.written_in_place.contains(v));
-        let nhwc = ys.len() == 4
-            && (in_place
-                || parts.iter().all(|&v| self.prefers(v, Layout::Nhwc) || self.graph.value(v).constant.is_some()));
-        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
-        let copied: Vec<ValueId> = parts.iter().copied().filter(|v| !self.written_in_place.contains(v)).collect();
-        let srcs = copied.iter().map(|&v| self.get(v, layout)).collect::<Result<Vec<_>, _>>()?;
-        let dst = self.get_or_define(out, layout);
-        let out_stored = stored_shape(&ys, layout);
-        let stored = stored_axis(axis, ys.len(), layout);
-        let mut offset = 0;
-        let mut srcs = srcs.into_iter();
-        for (i, &v) in parts.iter().enumerate() {
-            let part = stored_shape(self.shape(v), layout);
-            let len = part[stored];
-            let src = if self.written_in_place.contains(&v) { None } else { srcs.next() };
-            if let Some(src) = src.filter(|_| part.iter().product::<usize>() > 0) {
-                let spec = CopySpec::concat_part(&part, &out_stored, stored, offset)?;
-                self.copy(&format!("{} part {i}", node.name), spec, src, dst)?;
-            }
-            offset += len;
-        }
-        Ok(())
     }
 }
