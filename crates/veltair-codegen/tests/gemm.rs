@@ -38,6 +38,19 @@ fn reference(spec: &GemmSpec, a: &[f32], b: &[f32], bias: &[f32], operands: &[Ve
     c
 }
 
+/// Runs `kernel` over the GEMM argument table: A, packed B, the bias when the spec has one, C,
+/// scratch, then the epilogue operands.
+fn call(kernel: &LoadedKernel, spec: &GemmSpec, bufs: [&mut [f32]; 5], operands: &mut [Vec<f32>], threads: usize) {
+    let [a, bp, bias, c, scratch] = bufs;
+    let mut args: Vec<&mut [f32]> = vec![a, bp];
+    if spec.bias != Bias::None {
+        args.push(bias);
+    }
+    args.extend([c, scratch]);
+    args.extend(operands.iter_mut().map(|o| o.as_mut_slice()));
+    kernel.run(&mut args, threads).unwrap();
+}
+
 fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Result<(), TestCaseError> {
     let target = Target::x86_64_v3(opt).unwrap();
     let code = compile_gemm(&spec, &sched, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -51,16 +64,7 @@ fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Re
     let mut scratch = vec![f32::NAN; code.arg_elems[code.arg_elems.len() - 1 - spec.epilogue.operands.len()]];
     let mut operands = epilogue_operands(&spec.epilogue, spec.m, spec.n);
     let want = reference(&spec, &a, &b, &bias, &operands);
-    {
-        let mut args: Vec<&mut [f32]> = vec![&mut a, &mut bp];
-        if spec.bias != Bias::None {
-            args.push(&mut bias);
-        }
-        args.push(&mut c);
-        args.push(&mut scratch);
-        args.extend(operands.iter_mut().map(|o| o.as_mut_slice()));
-        kernel.run(&mut args, threads).unwrap();
-    }
+    call(&kernel, &spec, [&mut a, &mut bp, &mut bias, &mut c, &mut scratch], &mut operands, threads);
     for (i, (got, want)) in c.iter().zip(&want).enumerate() {
         let tol = 1e-4 * (spec.k as f32).sqrt() + 1e-5 * want.abs();
         prop_assert!(
@@ -223,16 +227,7 @@ proptest! {
         let mut scratch = vec![f32::NAN; code.arg_elems[code.arg_elems.len() - 1 - spec.epilogue.operands.len()]];
         let mut operands = epilogue_operands(&spec.epilogue, m, n);
         let want = reference(&spec, &a, &b, &bias, &operands);
-        {
-            let mut args: Vec<&mut [f32]> = vec![&mut a, &mut bp];
-            if spec.bias != Bias::None {
-                args.push(&mut bias);
-            }
-            args.push(&mut c);
-            args.push(&mut scratch);
-            args.extend(operands.iter_mut().map(|o| o.as_mut_slice()));
-            kernel.run(&mut args, threads).unwrap();
-        }
+        call(&kernel, &spec, [&mut a, &mut bp, &mut bias, &mut c, &mut scratch], &mut operands, threads);
         for r in 0..m {
             for col in 0..stride {
                 let got = c[r * stride + col];
