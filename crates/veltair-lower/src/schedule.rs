@@ -5,14 +5,18 @@ use veltair_codegen::gemm::{GemmSchedule, Parallel};
 
 /// Longest k-block: the B panel block (`kc × nr` floats) and the packed A tile stay in L1.
 const KC: usize = 512;
+/// Rows of a register tile: ten f32x4 accumulator chains keep both FMA pipes busy across the
+/// 4-cycle FMA latency with slack (eight chains leave none), and fit the 16 xmm registers with
+/// the B vector and the rotating broadcast.
+const MR: usize = 10;
 /// Rows of A packed at once (the packed block stays in L2).
-const MC: usize = 64;
+const MC: usize = 60;
 
 /// A GEMM schedule for `m × n` with k-blocks of `kc` on up to `max_threads` threads. Threads
 /// split the row blocks when there are more of them than panels (each thread then packs only
 /// its own rows of A), else the panels.
 pub fn gemm_schedule(m: usize, n: usize, kc: usize, max_threads: usize) -> GemmSchedule {
-    let mr = m.clamp(1, 8);
+    let mr = m.clamp(1, MR);
     let mc = MC.next_multiple_of(mr);
     let (row_blocks, panels) = (m.div_ceil(mc), n.div_ceil(4));
     let parallel = if row_blocks >= 2 * max_threads && row_blocks > panels { Parallel::Rows } else { Parallel::Panels };
