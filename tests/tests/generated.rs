@@ -24,7 +24,7 @@ fn zoo_models_run_on_generated_code() {
         fuse_epilogues(&mut graph);
         let plan = lower(&graph, &target, &LowerOptions { max_threads: 2 }).unwrap_or_else(|e| panic!("{name}: {e}"));
         for threads in [1, 2] {
-            let mut exec = Executor::new(plan.clone(), &target, threads).unwrap();
+            let mut exec = Executor::new(plan.clone(), threads).unwrap();
             for (feeds, expected) in case.feeds.iter().zip(&case.expected) {
                 let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
                 let got = exec.run(&inputs).unwrap_or_else(|e| panic!("{name}: {e}"));

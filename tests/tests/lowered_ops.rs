@@ -40,7 +40,7 @@ fn check_within(name: &str, op: Op, shapes: &[Vec<usize>], constants: Vec<Tensor
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let plan = lower(&g, &target, &LowerOptions { max_threads: 2 }).unwrap_or_else(|e| panic!("{name}: {e}"));
     for threads in [1, 2] {
-        let mut exec = Executor::new(plan.clone(), &target, threads).unwrap();
+        let mut exec = Executor::new(plan.clone(), threads).unwrap();
         let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
         let got = exec.run(&inputs).unwrap().remove(0);
         let got = Tensor::from_f32(want.shape().to_vec(), got).unwrap();

@@ -11,14 +11,15 @@ use veltair_codegen::epilogue::Epilogue;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::probe::{fma_peak_kernel, peak_flops, CHAINS};
-use veltair_codegen::{fma_peak_256, LoadedKernel, MachineCode, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::UnaryOp;
+use veltair_load::{fma_peak_256, LoadedKernel, MachineCode};
 
 const PEAK_ITERS: usize = 200_000;
 
 fn peaks(c: &mut Criterion) {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let kernel = LoadedKernel::load(&fma_peak_kernel(PEAK_ITERS, &target).unwrap(), &target).unwrap();
+    let kernel = LoadedKernel::load(&fma_peak_kernel(PEAK_ITERS, &target).unwrap()).unwrap();
     let mut out = vec![0f32; CHAINS * 4];
     let mut g = c.benchmark_group("peak");
     g.throughput(Throughput::Elements(peak_flops(PEAK_ITERS) as u64));
@@ -31,8 +32,8 @@ fn peaks(c: &mut Criterion) {
 /// The best schedules of a survey on this machine (`examples/gemm_speed.rs`; see
 /// artifacts/kernels.md): one k-block up to K = 1024, with taller row blocks for it.
 fn schedule(size: usize) -> GemmSchedule {
-    let (kc, mc) = if size >= 1024 { (1024, 128) } else { (512, 64) };
-    GemmSchedule { mr: 8, nr_vecs: 1, kc, mc, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels }
+    let kc = if size >= 1024 { 1024 } else { 512 };
+    GemmSchedule { mr: 10, nr_vecs: 1, kc, mc: 60, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels }
 }
 
 fn gemm(c: &mut Criterion) {
@@ -49,7 +50,7 @@ fn gemm(c: &mut Criterion) {
             out: None,
         };
         let s = schedule(size);
-        let kernel = LoadedKernel::load(&compile_gemm(&spec, &s, &target).unwrap(), &target).unwrap();
+        let kernel = LoadedKernel::load(&compile_gemm(&spec, &s, &target).unwrap()).unwrap();
         let mut a: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.1).collect();
         let mut bp = pack_b(&spec, &s, &(0..size * size).map(|i| (i % 5) as f32 * 0.1).collect::<Vec<_>>());
         let mut out = vec![0f32; size * size];
@@ -63,8 +64,8 @@ fn gemm(c: &mut Criterion) {
 }
 
 /// Times one kernel on one thread over buffers of 0.1s, at `flops` per call.
-fn bench_code(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, flops: u64, code: &MachineCode, target: &Target) {
-    let kernel = LoadedKernel::load(code, target).unwrap();
+fn bench_code(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, flops: u64, code: &MachineCode) {
+    let kernel = LoadedKernel::load(code).unwrap();
     let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.1f32; n]).collect();
     g.throughput(Throughput::Elements(flops));
     g.bench_function(name, |b| {
@@ -107,9 +108,10 @@ fn convs(c: &mut Criterion) {
         };
         // k-blocks of whole taps, as the lowering chooses them (channel-run packing).
         let kc = if geo.k() <= 512 { geo.k() } else { cin * (512 / cin).max(1) };
-        let s = GemmSchedule { mr: 8, nr_vecs: 1, kc, mc: 64, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels };
+        let s =
+            GemmSchedule { mr: 10, nr_vecs: 1, kc, mc: 60, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels };
         let code = compile_gemm(&spec, &s, &target).unwrap();
-        bench_code(&mut g, name, (2 * geo.m() * geo.k() * cout) as u64, &code, &target);
+        bench_code(&mut g, name, (2 * geo.m() * geo.k() * cout) as u64, &code);
     }
     g.finish();
 }
@@ -133,7 +135,7 @@ fn depthwise(c: &mut Criterion) {
             epilogue: Epilogue::unary(UnaryOp::Clip { min: Some(0.0), max: Some(6.0) }),
         };
         let code = compile_depthwise(&spec, &target).unwrap();
-        bench_code(&mut g, name, (2 * geometry.m() * ch * k * k) as u64, &code, &target);
+        bench_code(&mut g, name, (2 * geometry.m() * ch * k * k) as u64, &code);
     }
     g.finish();
 }

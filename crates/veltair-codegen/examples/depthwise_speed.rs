@@ -7,8 +7,9 @@ use std::time::Instant;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::Epilogue;
 use veltair_codegen::im2col::ConvGeometry;
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::UnaryOp;
+use veltair_load::LoadedKernel;
 
 /// (name, h=w, channels, kernel, stride, SiLU rather than Clip(0, 6)); "same" padding.
 const LAYERS: [(&str, usize, usize, usize, usize, bool); 11] = [
@@ -42,7 +43,7 @@ fn main() {
         };
         let spec = DepthwiseSpec { geometry, bias: true, epilogue: Epilogue::unary(act) };
         let code = compile_depthwise(&spec, &target).unwrap();
-        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let kernel = LoadedKernel::load(&code).unwrap();
         let flops = (2 * geometry.m() * c * k * k) as f64;
         // Several placements of the buffers relative to each other (cache-set and 4K aliasing
         // between loads and stores vary with them): the median and best of the placements.

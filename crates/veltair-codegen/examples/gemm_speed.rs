@@ -4,7 +4,8 @@
 use std::time::Instant;
 use veltair_codegen::epilogue::Epilogue;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
+use veltair_load::LoadedKernel;
 
 fn main() {
     let size: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(512);
@@ -32,7 +33,7 @@ fn main() {
                         parallel: Parallel::Panels,
                     };
                     let code = compile_gemm(&spec, &s, &target).unwrap();
-                    let kernel = LoadedKernel::load(&code, &target).unwrap();
+                    let kernel = LoadedKernel::load(&code).unwrap();
                     let mut a = vec![0.5f32; size * size];
                     let mut bp = pack_b(&spec, &s, &vec![0.25f32; size * size]);
                     let mut c = vec![0f32; size * size];

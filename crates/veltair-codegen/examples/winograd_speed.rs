@@ -9,8 +9,9 @@ use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::winograd::{
     compile_input_transform, compile_output_transform, transform_weights, WinogradSpec, WinogradTile,
 };
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::UnaryOp;
+use veltair_load::LoadedKernel;
 
 const RUNS: usize = 15;
 
@@ -68,7 +69,7 @@ fn main() {
             out: None,
         };
         let code = compile_gemm(&spec, &sched, &target).unwrap();
-        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let kernel = LoadedKernel::load(&code).unwrap();
         let mut bmat = vec![0f32; g.k() * cout];
         for co in 0..cout {
             for ci in 0..c {
@@ -84,11 +85,11 @@ fn main() {
 
         for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
             let wspec = WinogradSpec { geometry: g, cout, tile };
-            let input = LoadedKernel::load(&compile_input_transform(&wspec, &target).unwrap(), &target).unwrap();
+            let input = LoadedKernel::load(&compile_input_transform(&wspec, &target).unwrap()).unwrap();
             let gemm = wspec.gemm_spec();
-            let gemm_kernel = LoadedKernel::load(&compile_gemm(&gemm, &sched, &target).unwrap(), &target).unwrap();
+            let gemm_kernel = LoadedKernel::load(&compile_gemm(&gemm, &sched, &target).unwrap()).unwrap();
             let output_code = compile_output_transform(&wspec, true, &epilogue, &target).unwrap();
-            let output = LoadedKernel::load(&output_code, &target).unwrap();
+            let output = LoadedKernel::load(&output_code).unwrap();
             let mut packed: Vec<Vec<f32>> =
                 transform_weights(&wspec, &w_oihw).iter().map(|u| pack_b(&gemm, &sched, u)).collect();
             let mut v = vec![0f32; wspec.v_elems()];

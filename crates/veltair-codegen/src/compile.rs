@@ -5,6 +5,7 @@ use crate::Target;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::Function;
 use cranelift_codegen::Context;
+use veltair_load::MachineCode;
 
 /// Why code generation failed.
 #[derive(Debug, thiserror::Error)]
@@ -15,20 +16,6 @@ pub enum CodegenError {
     Relocations(usize),
     #[error("invalid schedule: {0}")]
     Schedule(String),
-    #[error("cannot load code: {0}")]
-    Load(String),
-}
-
-/// Relocation-free machine code for one layer function, with the buffer sizes (in f32
-/// elements) it reads and writes through its argument table.
-#[derive(Clone, Debug)]
-pub struct MachineCode {
-    pub bytes: Vec<u8>,
-    pub alignment: u64,
-    /// Elements each argument-table entry must provide, in table order.
-    pub arg_elems: Vec<usize>,
-    /// Most threads the code may run on (its per-thread scratch is sized for that many).
-    pub max_threads: usize,
 }
 
 /// Compiles `func` for `target`; `arg_elems` describes its argument table.
@@ -46,5 +33,6 @@ pub fn compile(func: Function, target: &Target, arg_elems: Vec<usize>) -> Result
         alignment: code.buffer.alignment as u64,
         arg_elems,
         max_threads: usize::MAX,
+        features: target.features().iter().map(|f| f.to_string()).collect(),
     })
 }

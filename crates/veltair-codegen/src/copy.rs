@@ -15,10 +15,11 @@ use crate::builder::{
     build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range, transpose4, KernelParams,
 };
 use crate::tiling::{elementwise, Access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use veltair_ir::SliceAxis;
+use veltair_load::MachineCode;
 
 /// Runs of twice this many elements or more are cut into chunks of it (parallel units).
 const RUN_CHUNK: usize = 1024;

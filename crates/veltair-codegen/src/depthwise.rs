@@ -25,11 +25,12 @@ use crate::builder::{build_kernel, counted_loop, load_lanes, mem, store_lanes, t
 use crate::epilogue::{Epilogue, Site};
 use crate::im2col::ConvGeometry;
 use crate::tiling::{access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use std::ops::Range;
+use veltair_load::MachineCode;
 
 /// A depthwise convolution: geometry (with `c` the channel count), bias, fused epilogue.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,9 +8,10 @@
 
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range};
 use crate::tiling::{access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder};
+use veltair_load::MachineCode;
 
 /// `out[o, i, :] = data[o, indices[i], :]` for data `[outer, axis_len, inner]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

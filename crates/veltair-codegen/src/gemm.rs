@@ -16,10 +16,11 @@ use crate::builder::{
 use crate::epilogue::{Epilogue, Site};
 use crate::im2col::{self, ConvGeometry};
 use crate::tiling::{access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Function, InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
+use veltair_load::MachineCode;
 
 /// Where a bias is added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

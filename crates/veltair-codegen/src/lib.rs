@@ -1,5 +1,5 @@
 //! Code generation: layer schedules lowered through Cranelift to relocation-free x86-64
-//! machine code, plus the small loader that maps such code and calls it.
+//! machine code (`veltair_load::MachineCode`, loaded and called by `veltair-load`).
 //!
 //! Every generated layer function has one ABI: `fn(args: *const *mut u8, thread_index: i64,
 //! thread_count: i64)`, where `args` points to the layer's tensor pointers. The function
@@ -10,7 +10,6 @@ mod compile;
 pub mod copy;
 pub mod depthwise;
 pub mod epilogue;
-mod exec;
 pub mod gather;
 pub mod gemm;
 pub mod im2col;
@@ -26,6 +25,5 @@ mod target;
 pub mod tiling;
 pub mod winograd;
 
-pub use compile::{compile, CodegenError, MachineCode};
-pub use exec::{fma_peak_256, ArgRef, LoadedKernel, Team};
+pub use compile::{compile, CodegenError};
 pub use target::{OptLevel, Target};

@@ -21,10 +21,11 @@
 use crate::builder::{build_kernel, counted_loop, lanes, mem, store_lanes, thread_range};
 use crate::math::{self, splat};
 use crate::tiling::{access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use std::ops::Range;
+use veltair_load::MachineCode;
 
 /// Widest window the generator accepts (the border vectors' code grows with `size²`); models
 /// use 3 to 11.

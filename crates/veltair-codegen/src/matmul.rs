@@ -9,9 +9,10 @@
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, store_lanes, thread_range};
 use crate::epilogue::{Epilogue, Site};
 use crate::tiling::{access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::{types, InstBuilder};
 use cranelift_frontend::Variable;
+use veltair_load::MachineCode;
 
 /// Column vectors a row keeps in registers at once.
 const CHUNK_VECS: usize = 8;

@@ -16,13 +16,14 @@
 use crate::builder::{build_kernel, counted_loop, load_lanes, mem, store_lanes, thread_range};
 use crate::math::{self, max_num, min_num, select_cmp, splat};
 use crate::tiling::{access, elementwise, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use std::f32::consts::FRAC_1_SQRT_2;
 use veltair_ir::shape::checked_numel;
 use veltair_ir::{BinaryOp, UnaryOp};
+use veltair_load::MachineCode;
 
 /// Highest output rank the broadcast kernel accepts.
 pub const MAX_RANK: usize = 6;

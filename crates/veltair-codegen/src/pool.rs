@@ -13,10 +13,11 @@
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, store_lanes, thread_range};
 use crate::im2col::ConvGeometry;
 use crate::tiling::{access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
+use veltair_load::MachineCode;
 
 /// Channels one pass over a window keeps in registers (four f32x4 accumulators).
 const GROUP: usize = 16;

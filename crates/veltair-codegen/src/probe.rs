@@ -2,8 +2,9 @@
 //! the per-core 128-bit FMA peak the generated code can reach on this host.
 
 use crate::builder::{build_kernel, counted_loop, mem};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::{types, InstBuilder};
+use veltair_load::MachineCode;
 
 /// Independent accumulator chains: enough to cover FMA latency × ports (4 × 2 on Zen 3).
 pub const CHAINS: usize = 12;

@@ -9,9 +9,10 @@
 
 use crate::builder::{build_kernel, counted_loop, lanes, load_lanes, mem, store_lanes, thread_range};
 use crate::tiling::{access, Domain, Schedule};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
+use veltair_load::MachineCode;
 
 /// One output position's taps, `None` for the extrapolation value (as
 /// `veltair_ref::axis_taps` gives them).

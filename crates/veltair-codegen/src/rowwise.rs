@@ -8,11 +8,12 @@
 
 use crate::builder::{build_kernel, counted_loop, load_lanes, mem, store_lanes, thread_range};
 use crate::math::{self, max_num, select_cmp, splat};
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use veltair_ir::ReduceOp;
+use veltair_load::MachineCode;
 
 /// How two partial results combine.
 #[derive(Clone, Copy)]

@@ -1,5 +1,5 @@
-//! The code-generation target: x86-64 with an explicit feature set (AVX2 + FMA baseline), and
-//! the check that the host can run such code.
+//! The code-generation target: x86-64 with an explicit feature set (AVX2 + FMA baseline). The
+//! features travel with the code; `veltair-load` refuses a host that lacks them.
 
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
@@ -45,37 +45,4 @@ impl Target {
     pub fn features(&self) -> &[&'static str] {
         &self.features
     }
-
-    /// Fails with the list of missing features when the host cannot run this target's code.
-    pub fn check_host(&self) -> Result<(), String> {
-        let missing: Vec<&str> = self.features.iter().copied().filter(|f| !host_has(f)).collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("this CPU lacks features the generated code needs: {}", missing.join(", ")))
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn host_has(feature: &str) -> bool {
-    match feature {
-        "sse3" => std::arch::is_x86_feature_detected!("sse3"),
-        "ssse3" => std::arch::is_x86_feature_detected!("ssse3"),
-        "sse4.1" => std::arch::is_x86_feature_detected!("sse4.1"),
-        "sse4.2" => std::arch::is_x86_feature_detected!("sse4.2"),
-        "popcnt" => std::arch::is_x86_feature_detected!("popcnt"),
-        "avx" => std::arch::is_x86_feature_detected!("avx"),
-        "avx2" => std::arch::is_x86_feature_detected!("avx2"),
-        "fma" => std::arch::is_x86_feature_detected!("fma"),
-        "bmi1" => std::arch::is_x86_feature_detected!("bmi1"),
-        "bmi2" => std::arch::is_x86_feature_detected!("bmi2"),
-        "lzcnt" => std::arch::is_x86_feature_detected!("lzcnt"),
-        _ => false,
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn host_has(_feature: &str) -> bool {
-    false
 }

@@ -45,10 +45,11 @@ use crate::builder::{build_kernel, counted_loop, if_then, load_lanes, mem, store
 use crate::epilogue::{Epilogue, Site};
 use crate::gemm::{ASource, Bias, GemmSpec};
 use crate::im2col::ConvGeometry;
-use crate::{compile, CodegenError, MachineCode, Target};
+use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, StackSlotData, StackSlotKind, Value};
 use cranelift_frontend::FunctionBuilder;
+use veltair_load::MachineCode;
 
 /// The output tile of a Winograd convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use common::{apply_epilogue, epilogue_case, epilogue_operands, nchw_to_nhwc, val
 use proptest::prelude::*;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
 use veltair_codegen::im2col::ConvGeometry;
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
+use veltair_load::LoadedKernel;
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -80,7 +81,7 @@ fn check(case: &Case, sched: GemmSchedule, threads: usize, epilogue: usize) -> R
     };
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_gemm(&spec, &sched, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
 
     let mut x_nhwc = nchw_to_nhwc(x_nchw.as_f32("x").unwrap(), batch, c, h * w);
     let wv = w_oihw.as_f32("w").unwrap();

@@ -8,8 +8,9 @@ mod common;
 use common::{nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::copy::{compile_copy, CopySpec};
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{Op, SliceAxis, Tensor};
+use veltair_load::LoadedKernel;
 
 fn target() -> Target {
     Target::x86_64_v3(OptLevel::None).unwrap()
@@ -19,7 +20,7 @@ fn target() -> Target {
 fn run(spec: &CopySpec, src: &[f32], threads: usize) -> Result<Vec<f32>, TestCaseError> {
     let target = target();
     let code = compile_copy(spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let mut src = src.to_vec();
     let mut dst = vec![f32::NAN; spec.dst_elems];
     kernel.run(&mut [&mut src, &mut dst], threads).unwrap();

@@ -9,8 +9,9 @@ use proptest::prelude::*;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::tiling::describe;
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
+use veltair_load::LoadedKernel;
 
 #[allow(clippy::too_many_arguments)]
 fn check(
@@ -44,7 +45,7 @@ fn check(
     let spec = DepthwiseSpec { geometry: g, bias, epilogue: epilogue_case(epilogue) };
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_depthwise(&spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let mut x_nhwc = nchw_to_nhwc(x.as_f32("x").unwrap(), batch, c, h * w);
     let mut wp = spec.pack_weights(wt.as_f32("w").unwrap());
     let mut bp = spec.pack_bias(&bv);

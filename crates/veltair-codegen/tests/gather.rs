@@ -6,8 +6,9 @@ mod common;
 use common::values;
 use proptest::prelude::*;
 use veltair_codegen::gather::{compile_gather, compile_i64_to_f32, GatherSpec};
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{DType, Op, Tensor};
+use veltair_load::LoadedKernel;
 
 /// i64 values stored as pairs of f32 slots, as buffers hold them.
 fn as_slots(v: &[i64]) -> Vec<f32> {
@@ -16,7 +17,7 @@ fn as_slots(v: &[i64]) -> Vec<f32> {
 
 fn gather(spec: GatherSpec, idx: &[i64], threads: usize) -> Vec<f32> {
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let kernel = LoadedKernel::load(&compile_gather(&spec, &target).unwrap(), &target).unwrap();
+    let kernel = LoadedKernel::load(&compile_gather(&spec, &target).unwrap()).unwrap();
     let mut data = values(spec.outer * spec.axis_len * spec.inner, 4);
     let mut slots = as_slots(idx);
     let mut out = vec![f32::NAN; spec.outer * spec.indices * spec.inner];
@@ -43,7 +44,7 @@ proptest! {
     #[test]
     fn i64_to_f32_matches_reference(v in prop::collection::vec(-1_000_000i64..1_000_000, 1..40), threads in 1usize..4) {
         let target = Target::x86_64_v3(OptLevel::None).unwrap();
-        let kernel = LoadedKernel::load(&compile_i64_to_f32(v.len(), &target).unwrap(), &target).unwrap();
+        let kernel = LoadedKernel::load(&compile_i64_to_f32(v.len(), &target).unwrap()).unwrap();
         let mut src = as_slots(&v);
         let mut out = vec![f32::NAN; v.len()];
         kernel.run(&mut [&mut src, &mut out], threads).unwrap();

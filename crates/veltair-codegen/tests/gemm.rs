@@ -6,8 +6,9 @@ mod common;
 use common::{apply_epilogue, epilogue_case, epilogue_operands};
 use proptest::prelude::*;
 use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{Op, Tensor};
+use veltair_load::LoadedKernel;
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -55,7 +56,7 @@ fn run(spec: GemmSpec, sched: GemmSchedule, threads: usize, opt: OptLevel) -> Re
     let target = Target::x86_64_v3(opt).unwrap();
     let code = compile_gemm(&spec, &sched, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert!(!code.bytes.is_empty());
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let mut a = values(spec.m * spec.k, 1);
     let b = values(spec.k * spec.n, 2);
     let mut bp = pack_b(&spec, &sched, &b);
@@ -139,7 +140,7 @@ fn more_threads_than_the_scratch_allows_are_refused() {
         GemmSpec { m: 8, n: 8, k: 8, a: ASource::Matrix, bias: Bias::None, epilogue: Default::default(), out: None };
     let s = GemmSchedule { mr: 4, nr_vecs: 1, kc: 8, mc: 8, k_unroll: 1, max_threads: 2, parallel: Parallel::Panels };
     let code = compile_gemm(&spec, &s, &target).unwrap();
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let mut bufs: Vec<Vec<f32>> = code.arg_elems.iter().map(|&n| vec![0.0; n]).collect();
     let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
     assert!(kernel.run(&mut args, 2).is_ok());
@@ -218,7 +219,7 @@ proptest! {
         let wide = GemmSpec { out: Some(OutView { row_stride: stride, col_offset: left }), ..spec.clone() };
         let target = Target::x86_64_v3(OptLevel::None).unwrap();
         let code = compile_gemm(&wide, &sched, &target).unwrap();
-        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let kernel = LoadedKernel::load(&code).unwrap();
         let mut a = values(m * spec.k, 1);
         let b = values(spec.k * n, 2);
         let mut bp = pack_b(&wide, &sched, &b);
@@ -258,7 +259,7 @@ proptest! {
         let batch = GemmBatch { count, a_stride: m * k + gap, b_stride: packed_len, c_stride: m * n + gap };
         let target = Target::x86_64_v3(OptLevel::None).unwrap();
         let code = compile_batched_gemm(&spec, &sched, &batch, &target).unwrap();
-        let kernel = LoadedKernel::load(&code, &target).unwrap();
+        let kernel = LoadedKernel::load(&code).unwrap();
         let mut a = values(batch.a_stride * count, 1);
         let bs: Vec<Vec<f32>> = (0..count).map(|i| values(k * n, 7 + i as u64)).collect();
         let mut bp: Vec<f32> = bs.iter().flat_map(|b| pack_b(&spec, &sched, b)).collect();

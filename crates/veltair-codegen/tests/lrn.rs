@@ -9,8 +9,9 @@ use common::{nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::lrn::{compile_lrn, LrnSpec, MAX_SIZE};
 use veltair_codegen::tiling::describe;
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{Op, Tensor};
+use veltair_load::LoadedKernel;
 
 #[allow(clippy::too_many_arguments)]
 fn check(
@@ -32,7 +33,7 @@ fn check(
     let want = nchw_to_nhwc(y.as_f32("y").unwrap(), batch, c, hw);
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_lrn(&spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let mut xs = nchw_to_nhwc(x.as_f32("x").unwrap(), batch, c, hw);
     let mut out = vec![f32::NAN; xs.len()];
     kernel.run(&mut [&mut xs, &mut out], threads).unwrap();

@@ -6,8 +6,9 @@ mod common;
 use common::{apply_epilogue, epilogue_case, epilogue_operands, values};
 use proptest::prelude::*;
 use veltair_codegen::matmul::{compile_batched_matmul, BatchedMatmulSpec};
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{Op, Tensor};
+use veltair_load::LoadedKernel;
 
 #[allow(clippy::too_many_arguments)]
 fn check(
@@ -38,7 +39,7 @@ fn check(
     };
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let code = compile_batched_matmul(&spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let (mut a, mut bv) = (a, bv);
     let mut c = vec![f32::NAN; batch * m * n];
     let mut operands = epilogue_operands(&spec.epilogue, batch * m, n);

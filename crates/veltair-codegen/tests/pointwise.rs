@@ -12,14 +12,15 @@ mod common;
 use common::values;
 use proptest::prelude::*;
 use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
-use veltair_codegen::{CodegenError, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{CodegenError, OptLevel, Target};
 use veltair_ir::{BinaryOp, Op, Tensor, UnaryOp};
+use veltair_load::LoadedKernel;
 
 /// Runs `spec` on `inputs` with `threads` threads.
 fn run(spec: &PointwiseSpec, inputs: &[Vec<f32>], threads: usize, opt: OptLevel) -> Vec<f32> {
     let target = Target::x86_64_v3(opt).unwrap();
     let code = compile_pointwise(spec, &target).unwrap();
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let mut bufs: Vec<Vec<f32>> = inputs.to_vec();
     bufs.push(vec![f32::NAN; spec.out_shape.iter().product()]);
     let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();

@@ -9,8 +9,9 @@ use common::{nchw_to_nhwc, values};
 use proptest::prelude::*;
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::pool::{compile_global_pool, compile_pool, PoolKind, PoolSpec};
-use veltair_codegen::{LoadedKernel, OptLevel, Target};
+use veltair_codegen::{OptLevel, Target};
 use veltair_ir::{Op, PoolAttrs, Tensor};
+use veltair_load::LoadedKernel;
 
 #[derive(Clone, Debug)]
 struct Case {
@@ -64,7 +65,7 @@ fn check(case: &Case, threads: usize) -> Result<Vec<f32>, TestCaseError> {
     let spec = PoolSpec { geometry, pad_end: (pads[2], pads[3]), kind };
     let target = target();
     let code = compile_pool(&spec, &target).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let kernel = LoadedKernel::load(&code, &target).unwrap();
+    let kernel = LoadedKernel::load(&code).unwrap();
     let mut x_nhwc = nchw_to_nhwc(x.as_f32("x").unwrap(), batch, c, h * w);
     let mut out = vec![0.5f32; batch * oh * ow * c];
     kernel.run(&mut [&mut x_nhwc, &mut out], threads).unwrap();
@@ -118,7 +119,7 @@ proptest! {
         let op = if max { Op::GlobalMaxPool } else { Op::GlobalAveragePool };
         let want = veltair_ref::eval_op(&op, &[Some(&x)]).unwrap().remove(0);
         let target = target();
-        let kernel = LoadedKernel::load(&compile_global_pool(batch, h * w, c, max, &target).unwrap(), &target).unwrap();
+        let kernel = LoadedKernel::load(&compile_global_pool(batch, h * w, c, max, &target).unwrap()).unwrap();
         let mut x_nhwc = nchw_to_nhwc(x.as_f32("x").unwrap(), batch, c, h * w);
         let mut out = vec![0.5f32; batch * c];
         kernel.run(&mut [&mut x_nhwc, &mut out], threads).unwrap();

@@ -11,16 +11,17 @@ mod common;
 use common::values;
 use proptest::prelude::*;
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
-use veltair_codegen::{CodegenError, LoadedKernel, MachineCode, OptLevel, Target};
+use veltair_codegen::{CodegenError, OptLevel, Target};
 use veltair_ir::{Op, ReduceOp, Tensor};
+use veltair_load::{LoadedKernel, MachineCode};
 
 fn target(speed: bool) -> Target {
     Target::x86_64_v3(if speed { OptLevel::Speed } else { OptLevel::None }).unwrap()
 }
 
 /// Runs `code` over `inputs` plus an output of `out_len` elements; returns the output.
-fn run(code: &MachineCode, target: &Target, inputs: &[Vec<f32>], out_len: usize, threads: usize) -> Vec<f32> {
-    let kernel = LoadedKernel::load(code, target).unwrap();
+fn run(code: &MachineCode, inputs: &[Vec<f32>], out_len: usize, threads: usize) -> Vec<f32> {
+    let kernel = LoadedKernel::load(code).unwrap();
     let mut bufs: Vec<Vec<f32>> = inputs.to_vec();
     bufs.push(vec![f32::NAN; out_len]);
     let mut args: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
@@ -58,7 +59,7 @@ fn check_softmax(
     let x = data(rows, len, 11, scale);
     let t = target(speed);
     let code = compile_softmax(rows, len, log, &t).unwrap();
-    let got = run(&code, &t, std::slice::from_ref(&x), rows * len, threads);
+    let got = run(&code, std::slice::from_ref(&x), rows * len, threads);
     let xt = Tensor::from_f32(vec![rows, len], x).unwrap();
     let want = eval(Op::Softmax { axis: 1, log, coerce_2d: false }, &[&xt]);
     let abs = if log { 1e-5 } else { 1e-6 };
@@ -76,7 +77,7 @@ fn check_layernorm(rows: usize, len: usize, bias: bool, threads: usize, speed: b
     if bias {
         inputs.push(shift.clone());
     }
-    let got = run(&code, &t, &inputs, rows * len, threads);
+    let got = run(&code, &inputs, rows * len, threads);
     let xt = Tensor::from_f32(vec![rows, len], x).unwrap();
     let st = Tensor::from_f32(vec![len], scale).unwrap();
     let bt = Tensor::from_f32(vec![len], shift).unwrap();
@@ -96,7 +97,7 @@ fn check_reduce(rows: usize, len: usize, op: ReduceOp, threads: usize, speed: bo
     }
     let t = target(speed);
     let code = compile_reduce_rows(rows, len, op, &t).unwrap();
-    let got = run(&code, &t, std::slice::from_ref(&x), rows, threads);
+    let got = run(&code, std::slice::from_ref(&x), rows, threads);
     let magnitude: Vec<f32> = x.chunks(len).map(|r| r.iter().map(|v| v.abs()).sum()).collect();
     let xt = Tensor::from_f32(vec![rows, len], x).unwrap();
     let want = eval(Op::Reduce { op, axes: vec![1], keepdims: false }, &[&xt]);
@@ -163,7 +164,7 @@ fn softmax_special_rows() {
     for log in [false, true] {
         let t = target(false);
         let code = compile_softmax(rows, len, log, &t).unwrap();
-        let got = run(&code, &t, std::slice::from_ref(&x), x.len(), 1);
+        let got = run(&code, std::slice::from_ref(&x), x.len(), 1);
         let xt = Tensor::from_f32(vec![rows, len], x.clone()).unwrap();
         let want = eval(Op::Softmax { axis: 1, log, coerce_2d: false }, &[&xt]);
         close(&got, &want, |_, w| 1e-6 + 1e-5 * w.abs(), "softmax").unwrap();

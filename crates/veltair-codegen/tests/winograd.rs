@@ -19,8 +19,9 @@ use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::winograd::{
     compile_input_transform, compile_output_transform, transform_weights, WinogradSpec, WinogradTile,
 };
-use veltair_codegen::{CodegenError, LoadedKernel, OptLevel, Target};
+use veltair_codegen::{CodegenError, OptLevel, Target};
 use veltair_ir::{ConvAttrs, Op, Tensor};
+use veltair_load::LoadedKernel;
 
 /// Relative error allowed against `Σ|x·w| + |bias|`.
 const TOLERANCE: f32 = 3e-5;
@@ -91,7 +92,7 @@ fn check(case: &Case, threads: usize, epilogue: &Epilogue, target: &Target) -> R
     let fail = |e: CodegenError| TestCaseError::fail(e.to_string());
 
     // Phase 1: V[ξ][t][c].
-    let input_kernel = LoadedKernel::load(&compile_input_transform(&spec, target).map_err(fail)?, target).unwrap();
+    let input_kernel = LoadedKernel::load(&compile_input_transform(&spec, target).map_err(fail)?).unwrap();
     let xv = x_nchw.as_f32("x").unwrap();
     let mut x_nhwc = nchw_to_nhwc(xv, batch, c, h * w);
     let mut v = vec![f32::NAN; spec.v_elems()];
@@ -101,7 +102,7 @@ fn check(case: &Case, threads: usize, epilogue: &Epilogue, target: &Target) -> R
     let gemm = spec.gemm_spec();
     let sched =
         GemmSchedule { mr: 4, nr_vecs: 2, kc: 8, mc: 8, k_unroll: 2, max_threads: 4, parallel: Parallel::Panels };
-    let gemm_kernel = LoadedKernel::load(&compile_gemm(&gemm, &sched, target).map_err(fail)?, target).unwrap();
+    let gemm_kernel = LoadedKernel::load(&compile_gemm(&gemm, &sched, target).map_err(fail)?).unwrap();
     let wv = w_oihw.as_f32("w").unwrap();
     let mut packed: Vec<Vec<f32>> = transform_weights(&spec, wv).iter().map(|u| pack_b(&gemm, &sched, u)).collect();
     let mut m = vec![f32::NAN; spec.m_elems()];
@@ -113,7 +114,7 @@ fn check(case: &Case, threads: usize, epilogue: &Epilogue, target: &Target) -> R
 
     // Phase 3: Y = Aᵀ M A + bias, epilogue.
     let out_code = compile_output_transform(&spec, bias, epilogue, target).map_err(fail)?;
-    let output_kernel = LoadedKernel::load(&out_code, target).unwrap();
+    let output_kernel = LoadedKernel::load(&out_code).unwrap();
     let mut bias_v = bias_t.as_f32("b").unwrap().to_vec();
     let mut out = vec![f32::NAN; spec.output_elems()];
     let mut operands = epilogue_operands(epilogue, g.m(), cout);

@@ -57,7 +57,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
             }
         }
     }
-    let mut exec = Executor::new(plan, &target, args.threads).map_err(|e| e.to_string())?;
+    let mut exec = Executor::new(plan, args.threads).map_err(|e| e.to_string())?;
 
     let mut all_ok = true;
     let mut checks = Vec::new();

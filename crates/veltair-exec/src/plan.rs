@@ -1,7 +1,7 @@
 //! What the lowering produces and the executor runs: kernels, constants, the arena size, the
 //! model's input/output ports and the steps (one kernel call each) in execution order.
 
-use veltair_codegen::{ArgRef, MachineCode};
+use veltair_load::{ArgRef, MachineCode};
 
 /// A lowered model.
 #[derive(Clone, Debug)]

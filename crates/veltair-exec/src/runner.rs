@@ -3,13 +3,13 @@
 
 use crate::{Plan, PortType};
 use std::time::{Duration, Instant};
-use veltair_codegen::{CodegenError, LoadedKernel, Target, Team};
+use veltair_load::{LoadError, LoadedKernel, Team};
 
 /// Why a plan cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("{0}")]
-    Kernel(#[from] CodegenError),
+    Kernel(#[from] LoadError),
     #[error("model expects {expected} inputs, {given} given")]
     InputCount { expected: usize, given: usize },
     #[error("input `{name}` needs {expected} values, {given} given")]
@@ -19,7 +19,7 @@ pub enum ExecError {
     #[error("cannot start {0} worker threads: {1}")]
     Pool(usize, String),
     #[error("step `{label}`: {source}")]
-    Step { label: String, source: CodegenError },
+    Step { label: String, source: LoadError },
 }
 
 /// One model input's data.
@@ -76,8 +76,8 @@ pub struct Executor {
 
 impl Executor {
     /// Maps the plan's kernels and prepares an arena and `threads` workers.
-    pub fn new(plan: Plan, target: &Target, threads: usize) -> Result<Executor, ExecError> {
-        let kernels = plan.kernels.iter().map(|k| LoadedKernel::load(k, target)).collect::<Result<Vec<_>, _>>()?;
+    pub fn new(plan: Plan, threads: usize) -> Result<Executor, ExecError> {
+        let kernels = plan.kernels.iter().map(LoadedKernel::load).collect::<Result<Vec<_>, _>>()?;
         let pool = match threads {
             0 | 1 => None,
             n => Some(

@@ -2,8 +2,9 @@
 //! constants, deduplicated kernels and steps; `finish` places the buffers in the arena.
 
 use std::collections::HashMap;
-use veltair_codegen::{ArgRef, CodegenError, MachineCode};
+use veltair_codegen::CodegenError;
 use veltair_exec::{plan_arena, Lifetime, Plan, Port, PortType, Step};
+use veltair_load::{ArgRef, MachineCode};
 
 /// An activation buffer (index into the builder's buffer list).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,9 +7,10 @@ use crate::layout::{arrange, layouts_agree, stored_shape, to_layout_perm, Layout
 use std::collections::{HashMap, HashSet};
 use veltair_codegen::copy::{compile_copy, CopySpec};
 use veltair_codegen::tiling::describe;
-use veltair_codegen::{CodegenError, MachineCode, Target};
+use veltair_codegen::{CodegenError, Target};
 use veltair_exec::{Plan, PortType};
 use veltair_ir::{DType, Graph, Node, NodeStats, Op, ValueId};
+use veltair_load::MachineCode;
 
 /// Lowering choices.
 #[derive(Clone, Debug)]
