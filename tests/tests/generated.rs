@@ -22,7 +22,8 @@ fn zoo_models_run_on_generated_code() {
         recognize_silu(&mut graph);
         recognize_gelu(&mut graph);
         fuse_epilogues(&mut graph);
-        let plan = lower(&graph, &target, &LowerOptions { max_threads: 2 }).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = lower(&graph, &target, &LowerOptions { max_threads: 2, ..LowerOptions::default() })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         for threads in [1, 2] {
             let mut exec = Executor::new(plan.clone(), threads).unwrap();
             for (feeds, expected) in case.feeds.iter().zip(&case.expected) {
@@ -41,6 +42,41 @@ fn zoo_models_run_on_generated_code() {
         ran.push(name);
     }
     assert_eq!(ran.len(), 6, "models that ran end to end: {ran:?}");
+}
+
+/// Lowered with several candidate schedules per GEMM-family layer, every version of every
+/// layer computes the same outputs: run `v` forces version `v` of every step that has one.
+#[test]
+fn every_version_of_every_layer_matches() {
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let options = LowerOptions { max_threads: 2, versions: 4, ..LowerOptions::default() };
+    for dir in small_zoo() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let case = prepare_case(&dir).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let mut graph = case.graph.clone();
+        fold_batch_norm(&mut graph);
+        recognize_silu(&mut graph);
+        recognize_gelu(&mut graph);
+        fuse_epilogues(&mut graph);
+        let plan = lower(&graph, &target, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let most = plan.steps.iter().map(|s| s.versions.len()).max().unwrap();
+        assert!(most > 1, "{name}: no layer has more than one version");
+        for v in 0..most {
+            let threads = 1 + v % 2;
+            let mut exec = Executor::new(plan.clone(), threads).unwrap();
+            for (i, step) in plan.steps.iter().enumerate() {
+                exec.choose(i, v.min(step.versions.len() - 1)).unwrap();
+            }
+            let (feeds, expected) = (&case.feeds[0], &case.expected[0]);
+            let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
+            let got = exec.run(&inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (g, want) in got.into_iter().zip(expected) {
+                let g = Tensor::from_f32(want.shape().to_vec(), g).unwrap();
+                let vs_ort = veltair_ref::compare(&g, want, 1e-3, 1e-4);
+                assert!(vs_ort.ok, "{name}, version {v} at {threads} threads vs onnxruntime: {vs_ort:?}");
+            }
+        }
+    }
 }
 
 #[test]

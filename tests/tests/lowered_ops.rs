@@ -38,7 +38,8 @@ fn check_within(name: &str, op: Op, shapes: &[Vec<usize>], constants: Vec<Tensor
     g.outputs.push(y);
     let want = veltair_ref::evaluate(&g, &feeds).unwrap().remove(0);
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
-    let plan = lower(&g, &target, &LowerOptions { max_threads: 2 }).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let plan = lower(&g, &target, &LowerOptions { max_threads: 2, ..LowerOptions::default() })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     for threads in [1, 2] {
         let mut exec = Executor::new(plan.clone(), threads).unwrap();
         let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();

@@ -44,15 +44,17 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     loaded.apply_passes();
     let target = Target::x86_64_v3(OptLevel::None)?;
     let started = Instant::now();
-    let plan = lower(&loaded.graph, &target, &LowerOptions { max_threads: args.threads }).map_err(|e| e.to_string())?;
+    let plan = lower(&loaded.graph, &target, &LowerOptions { max_threads: args.threads, ..LowerOptions::default() })
+        .map_err(|e| e.to_string())?;
     let lower_time = started.elapsed();
     let (kernels, steps) = (plan.kernels.len(), plan.steps.len());
     let mib = |bytes: usize| bytes as f64 / 1048576.0;
     let (arena_mib, constants_mib) = (mib(plan.arena_elems * 4), mib(plan.constant_bytes()));
     if args.schedules && !args.json {
         for (i, step) in plan.steps.iter().enumerate() {
-            println!("step {i} `{}` (kernel {}):", step.label, step.kernel);
-            for line in step.schedule.lines() {
+            let version = &step.versions[0];
+            println!("step {i} `{}` (kernel {}):", step.label, version.kernel);
+            for line in version.schedule.lines() {
                 println!("    {line}");
             }
         }
@@ -118,7 +120,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
             "median_ms": median_ms,
             "runs_ms": times.iter().map(|&d| ms(d)).collect::<Vec<_>>(),
             "layers": layers.iter().map(|(l, t, macs)| json!({"label": l, "median_ms": t, "macs": macs})).collect::<Vec<_>>(),
-            "schedules": args.schedules.then(|| exec.plan().steps.iter().map(|s| json!({"label": s.label, "kernel": s.kernel, "schedule": s.schedule})).collect::<Vec<_>>()),
+            "schedules": args.schedules.then(|| exec.plan().steps.iter().map(|s| json!({"label": s.label, "kernel": s.versions[0].kernel, "schedule": s.versions[0].schedule})).collect::<Vec<_>>()),
         });
         println!("{}", serde_json::to_string_pretty(&report).expect("JSON values serialise"));
     } else {

@@ -7,5 +7,5 @@ mod plan;
 mod runner;
 
 pub use arena::{plan_arena, Lifetime};
-pub use plan::{Plan, Port, PortType, Step};
+pub use plan::{Plan, Port, PortType, Step, Version};
 pub use runner::{ExecError, Executor, Feed, StepTime};

@@ -1,5 +1,7 @@
 //! What the lowering produces and the executor runs: kernels, constants, the arena size, the
-//! model's input/output ports and the steps (one kernel call each) in execution order.
+//! model's input/output ports and the steps in execution order. A step is one layer (or layout
+//! conversion); it has one or more versions, each a call of one kernel over its arguments, all
+//! computing the same result with different schedules.
 
 use veltair_load::{ArgRef, MachineCode};
 
@@ -47,17 +49,27 @@ impl Port {
     }
 }
 
-/// One kernel call.
+/// One layer: the same computation in one or more versions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     /// The graph node (or layout conversion) this step computes, for reports.
     pub label: String,
-    pub kernel: usize,
-    pub args: Vec<ArgRef>,
     /// Multiply-accumulates (or element operations for kernels without any) per run.
     pub macs: u64,
+    /// At least one; the first is the lowering's default schedule.
+    pub versions: Vec<Version>,
+}
+
+/// One way to compute a step: a call of `kernel` over `args`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    pub kernel: usize,
+    pub args: Vec<ArgRef>,
     /// The kernel's iteration domain and loop-tiling schedule, as text.
     pub schedule: String,
+    /// Estimated bytes the kernel's loop nest keeps in cache per thread (the analytical model's
+    /// working set; 0 where no model applies).
+    pub footprint: u64,
 }
 
 impl Plan {

@@ -20,6 +20,8 @@ pub enum ExecError {
     Pool(usize, String),
     #[error("step `{label}`: {source}")]
     Step { label: String, source: LoadError },
+    #[error("the plan has no step {step} with a version {version}")]
+    NoVersion { step: usize, version: usize },
 }
 
 /// One model input's data.
@@ -65,10 +67,12 @@ pub struct StepTime {
     pub elapsed: Duration,
 }
 
-/// A plan loaded for execution at a fixed width.
+/// A plan loaded for execution at a fixed width, each step running its chosen version.
 pub struct Executor {
     plan: Plan,
     kernels: Vec<LoadedKernel>,
+    /// The version each step runs (initially the first, the lowering's default).
+    choice: Vec<usize>,
     arena: Vec<f32>,
     /// `None` when running on the calling thread alone.
     pool: Option<rayon::ThreadPool>,
@@ -89,11 +93,46 @@ impl Executor {
             ),
         };
         let arena = vec![0.0; plan.arena_elems];
-        Ok(Executor { plan, kernels, arena, pool })
+        let choice = vec![0; plan.steps.len()];
+        Ok(Executor { plan, kernels, choice, arena, pool })
     }
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Threads every step runs on.
+    pub fn width(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+    }
+
+    /// Makes `step` run its version `version` from now on.
+    pub fn choose(&mut self, step: usize, version: usize) -> Result<(), ExecError> {
+        self.check_version(step, version)?;
+        self.choice[step] = version;
+        Ok(())
+    }
+
+    /// Runs version `version` of `step` alone, on whatever the arena holds (after a whole run,
+    /// the step's real inputs unless a later step reused their regions): for timing versions.
+    pub fn run_step(&mut self, step: usize, version: usize) -> Result<(), ExecError> {
+        self.check_version(step, version)?;
+        self.call(step, version)
+    }
+
+    fn check_version(&self, step: usize, version: usize) -> Result<(), ExecError> {
+        match self.plan.steps.get(step) {
+            Some(s) if version < s.versions.len() => Ok(()),
+            _ => Err(ExecError::NoVersion { step, version }),
+        }
+    }
+
+    fn call(&mut self, step: usize, version: usize) -> Result<(), ExecError> {
+        let (s, plan) = (&self.plan.steps[step], &self.plan);
+        let v = &s.versions[version];
+        self.kernels[v.kernel]
+            .run_in(&mut self.arena, &plan.constants, &v.args, Team::Pool(self.pool.as_ref()))
+            .map_err(|source| ExecError::Step { label: s.label.clone(), source })
     }
 
     /// Runs the model on `inputs` (in port order, ONNX layout) and returns its outputs.
@@ -135,13 +174,11 @@ impl Executor {
             }
             data.write(&mut self.arena[port.offset..port.offset + port.slots()]);
         }
-        for step in &plan.steps {
+        for step in 0..self.plan.steps.len() {
             let start = Instant::now();
-            self.kernels[step.kernel]
-                .run_in(&mut self.arena, &plan.constants, &step.args, Team::Pool(self.pool.as_ref()))
-                .map_err(|source| ExecError::Step { label: step.label.clone(), source })?;
-            on_step(&step.label, start.elapsed());
+            self.call(step, self.choice[step])?;
+            on_step(&self.plan.steps[step].label, start.elapsed());
         }
-        Ok(plan.outputs.iter().map(|p| self.arena[p.offset..p.offset + p.elems()].to_vec()).collect())
+        Ok(self.plan.outputs.iter().map(|p| self.arena[p.offset..p.offset + p.elems()].to_vec()).collect())
     }
 }

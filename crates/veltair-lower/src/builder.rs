@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use veltair_codegen::CodegenError;
-use veltair_exec::{plan_arena, Lifetime, Plan, Port, PortType, Step};
+use veltair_exec::{plan_arena, Lifetime, Plan, Port, PortType, Step, Version};
 use veltair_load::{ArgRef, MachineCode};
 
 /// An activation buffer (index into the builder's buffer list).
@@ -15,6 +15,16 @@ pub struct BufId(usize);
 pub enum Arg {
     Buf(BufId),
     Const(usize),
+}
+
+/// One version of a step before arena placement.
+pub struct PendingVersion {
+    pub kernel: usize,
+    pub args: Vec<Arg>,
+    /// Domain and schedule text.
+    pub schedule: String,
+    /// Estimated cache working set in bytes (0 where no model applies).
+    pub footprint: u64,
 }
 
 /// A model input or output before its buffer is placed.
@@ -32,8 +42,7 @@ pub struct PlanBuilder {
     constants: Vec<Vec<f32>>,
     kernels: Vec<MachineCode>,
     kernel_index: HashMap<String, usize>,
-    steps: Vec<Step>,
-    step_args: Vec<Vec<Arg>>,
+    steps: Vec<(String, u64, Vec<PendingVersion>)>,
 }
 
 impl PlanBuilder {
@@ -70,18 +79,23 @@ impl PlanBuilder {
         Ok(self.kernels.len() - 1)
     }
 
-    /// Appends a call of `kernel` over `args`, extending the lifetimes of the buffers it uses;
-    /// `schedule` describes the kernel (domain and schedule text).
+    /// Appends a step with one version, a call of `kernel` over `args`; `schedule` describes
+    /// the kernel (domain and schedule text).
     pub fn step(&mut self, label: impl Into<String>, kernel: usize, args: Vec<Arg>, macs: u64, schedule: String) {
+        self.step_versions(label, macs, vec![PendingVersion { kernel, args, schedule, footprint: 0 }]);
+    }
+
+    /// Appends a step computed by any of `versions` (the first is the default), extending the
+    /// lifetimes of the buffers they use.
+    pub fn step_versions(&mut self, label: impl Into<String>, macs: u64, versions: Vec<PendingVersion>) {
         let step = self.steps.len();
-        for a in &args {
+        for a in versions.iter().flat_map(|v| &v.args) {
             if let Arg::Buf(b) = a {
                 let life = &mut self.buffers[b.0];
                 life.last = life.last.max(step);
             }
         }
-        self.steps.push(Step { label: label.into(), kernel, args: Vec::new(), macs, schedule });
-        self.step_args.push(args);
+        self.steps.push((label.into(), macs, versions));
     }
 
     /// Keeps `buf` alive until the end (a model output).
@@ -102,8 +116,19 @@ impl PlanBuilder {
             steps: self
                 .steps
                 .into_iter()
-                .zip(&self.step_args)
-                .map(|(step, args)| Step { args: args.iter().map(place).collect(), ..step })
+                .map(|(label, macs, versions)| Step {
+                    label,
+                    macs,
+                    versions: versions
+                        .into_iter()
+                        .map(|v| Version {
+                            kernel: v.kernel,
+                            args: v.args.iter().map(place).collect(),
+                            schedule: v.schedule,
+                            footprint: v.footprint,
+                        })
+                        .collect(),
+                })
                 .collect(),
             inputs: inputs.into_iter().map(port).collect(),
             outputs: outputs.into_iter().map(port).collect(),

@@ -7,11 +7,11 @@ use crate::builder::Arg;
 use crate::elementwise::Source;
 use crate::layout::{align_rank, Layout};
 use crate::lowerer::{unsupported, Fail, Lowerer};
-use crate::schedule::{conv_kc, gemm_schedule, matrix_kc};
+use crate::schedule::{conv_kc, matrix_kc};
 use veltair_codegen::copy::CopySpec;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
 use veltair_codegen::epilogue::{Epilogue, Operand, Step};
-use veltair_codegen::gemm::{compile_batched_gemm, compile_gemm, pack_b, ASource, Bias, GemmBatch, GemmSpec, OutView};
+use veltair_codegen::gemm::{pack_b, ASource, Bias, GemmBatch, GemmSpec, OutView};
 use veltair_codegen::im2col::ConvGeometry;
 use veltair_codegen::matmul::{compile_batched_matmul, BatchedMatmulSpec};
 use veltair_codegen::pointwise::PointwiseStep;
@@ -291,8 +291,9 @@ impl Lowerer<'_> {
             epilogue: parts.epilogue,
             out: view,
         };
-        let kc = if pointwise { matrix_kc(spec.k) } else { conv_kc(cin, spec.k) };
-        let sched = gemm_schedule(spec.m, spec.n, kc, self.options.max_threads);
+        let k = spec.k;
+        let candidates =
+            self.gemm_schedules(&spec, |cap| if pointwise { matrix_kc(k, cap) } else { conv_kc(cin, k, cap) });
         // B[(ky·kw + kx)·cin + ci][co] = W[co][ci][ky][kx].
         let mut bmat = vec![0f32; g.k() * cout];
         for co in 0..cout {
@@ -302,16 +303,13 @@ impl Lowerer<'_> {
                 }
             }
         }
-        let k = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
-        let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + has_bias as usize]);
-        let mut args = vec![parts.input, self.plan.constant(pack_b(&spec, &sched, &bmat))];
+        let mut args = vec![parts.input, self.plan.constant(pack_b(&spec, &candidates[0].schedule, &bmat))];
         if let Some(b) = parts.bias {
             args.push(self.plan.constant(b));
         }
-        args.extend([parts.dst, Arg::Buf(scratch)]);
+        args.push(parts.dst);
         args.extend(parts.operand_args);
-        self.plan.step(label, k, args, work, format!("{}\n{}", spec.domain(), sched.to_schedule(&spec)));
-        Ok(())
+        self.gemm_step(label.into(), work, &spec, &candidates, None, args)
     }
 
     /// A grouped (not depthwise) convolution: per group, its input channels copied out and a
@@ -383,21 +381,19 @@ impl Lowerer<'_> {
         );
         let m = self.plan.buffer(spec.m_elems());
         let gspec = spec.gemm_spec();
-        let sched = gemm_schedule(gspec.m, gspec.n, matrix_kc(gspec.k), threads);
-        let packed: Vec<Vec<f32>> = transform_weights(spec, w).iter().map(|u| pack_b(&gspec, &sched, u)).collect();
+        let gk = gspec.k;
+        let candidates = self.gemm_schedules(&gspec, |cap| matrix_kc(gk, cap));
+        let packed: Vec<Vec<f32>> =
+            transform_weights(spec, w).iter().map(|u| pack_b(&gspec, &candidates[0].schedule, u)).collect();
         let batch = GemmBatch {
             count: positions,
             a_stride: spec.v_stride(),
             b_stride: packed[0].len(),
             c_stride: spec.m_stride(),
         };
-        let k_gemm =
-            self.kernel(format!("{gspec:?} {sched:?} {batch:?}"), |t| compile_batched_gemm(&gspec, &sched, &batch, t))?;
-        let scratch = self.plan.buffer(gspec.arg_elems(&sched)[3]);
-        let schedule = format!("{positions} x {}\n{}", gspec.domain(), sched.to_schedule(&gspec));
         let weights = self.plan.constant(packed.concat());
-        let args = vec![Arg::Buf(v), weights, Arg::Buf(m), Arg::Buf(scratch)];
-        self.plan.step(format!("{} winograd gemms", node.name), k_gemm, args, work, schedule);
+        let args = vec![Arg::Buf(v), weights, Arg::Buf(m)];
+        self.gemm_step(format!("{} winograd gemms", node.name), work, &gspec, &candidates, Some(&batch), args)?;
         let has_bias = parts.bias.is_some();
         let epilogue = parts.epilogue;
         let k_out = self.kernel(format!("winograd output {spec:?} {has_bias} {epilogue:?}"), |t| {
@@ -474,17 +470,15 @@ impl Lowerer<'_> {
             epilogue,
             out: None,
         };
-        let sched = gemm_schedule(m, n, matrix_kc(k), self.options.max_threads);
-        let kernel = self.kernel(format!("{spec:?} {sched:?}"), |t| compile_gemm(&spec, &sched, t))?;
-        let scratch = self.plan.buffer(spec.arg_elems(&sched)[3 + bias.is_some() as usize]);
-        let mut args = vec![input, self.plan.constant(pack_b(&spec, &sched, &bmat))];
+        let candidates = self.gemm_schedules(&spec, |cap| matrix_kc(k, cap));
+        let mut args = vec![input, self.plan.constant(pack_b(&spec, &candidates[0].schedule, &bmat))];
         if let Some(bias) = bias {
             args.push(self.plan.constant(bias));
         }
-        args.extend([dst, Arg::Buf(scratch)]);
+        args.push(dst);
         args.extend(operand_args);
         let work = self.work(node);
-        self.plan.step(&node.name, kernel, args, work, format!("{}\n{}", spec.domain(), sched.to_schedule(&spec)));
+        self.gemm_step(node.name.clone(), work, &spec, &candidates, None, args)?;
         if fused.is_none() && !steps.is_empty() {
             self.unfused(node, &steps, dst, Layout::Plain)?;
         }

@@ -7,6 +7,7 @@
 mod builder;
 mod conv_transpose;
 mod elementwise;
+mod gemm_step;
 mod layers;
 mod layout;
 mod lowerer;
@@ -15,6 +16,8 @@ mod pooling;
 mod resample;
 mod schedule;
 mod simple;
+mod space;
 
 pub use lowerer::{feed, lower, LowerError, LowerOptions};
+pub use space::{gemm_candidates, CacheSizes, Candidate, Footprint};
 pub use veltair_exec::Plan;

@@ -4,6 +4,7 @@
 
 use crate::builder::{Arg, PendingPort, PlanBuilder};
 use crate::layout::{arrange, layouts_agree, stored_shape, to_layout_perm, Layout};
+use crate::space::CacheSizes;
 use std::collections::{HashMap, HashSet};
 use veltair_codegen::copy::{compile_copy, CopySpec};
 use veltair_codegen::tiling::describe;
@@ -17,11 +18,15 @@ use veltair_load::MachineCode;
 pub struct LowerOptions {
     /// Most threads any kernel of the plan may run on.
     pub max_threads: usize,
+    /// Versions (candidate schedules) per GEMM-family layer; 1 keeps only the default.
+    pub versions: usize,
+    /// Cache capacities the schedule space is pruned against.
+    pub caches: CacheSizes,
 }
 
 impl Default for LowerOptions {
     fn default() -> Self {
-        LowerOptions { max_threads: 2 }
+        LowerOptions { max_threads: 2, versions: 1, caches: CacheSizes::default() }
     }
 }
 
