@@ -3,9 +3,13 @@
 //! liveness, at a chosen thread count.
 
 mod arena;
+mod bundled;
+mod constants;
 mod plan;
 mod runner;
 
 pub use arena::{plan_arena, Lifetime};
+pub use bundled::{from_bundle, open_bundle, to_bundle, BundleLoadError};
+pub use constants::Constants;
 pub use plan::{Plan, Port, PortType, Step, Version};
 pub use runner::{ExecError, Executor, Feed, StepTime};

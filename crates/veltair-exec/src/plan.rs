@@ -3,6 +3,8 @@
 //! conversion); it has one or more versions, each a call of one kernel over its arguments, all
 //! computing the same result with different schedules.
 
+use crate::Constants;
+use veltair_bundle::{Calibration, Latency};
 use veltair_load::{ArgRef, MachineCode};
 
 /// A lowered model.
@@ -11,12 +13,16 @@ pub struct Plan {
     pub name: String,
     pub kernels: Vec<MachineCode>,
     /// Read-only kernel operands (packed weights, biases, permuted broadcast operands).
-    pub constants: Vec<Vec<f32>>,
+    pub constants: Constants,
     /// Floats of the activation arena.
     pub arena_elems: usize,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
     pub steps: Vec<Step>,
+    /// Most threads any kernel runs on (the width the plan was lowered for).
+    pub max_threads: usize,
+    /// How the contention levels of the versions' latencies were produced (after tuning).
+    pub calibration: Option<Calibration>,
 }
 
 /// A model input or output: a tensor in ONNX (row-major, NCHW) layout at an arena offset.
@@ -70,11 +76,74 @@ pub struct Version {
     /// Estimated bytes the kernel's loop nest keeps in cache per thread (the analytical model's
     /// working set; 0 where no model applies).
     pub footprint: u64,
+    /// Measured median latencies per (width, contention level); empty until tuned.
+    pub latencies: Vec<Latency>,
 }
 
 impl Plan {
+    /// Keeps, for each step, the versions `keep[step]` lists, in that order (an empty list
+    /// keeps the step as it is), then drops kernels and owned constants no version uses any
+    /// more. Fails on an index out of range.
+    pub fn retain_versions(&mut self, keep: &[Vec<usize>]) -> Result<(), String> {
+        for (i, (step, wanted)) in self.steps.iter_mut().zip(keep).enumerate() {
+            if wanted.is_empty() {
+                continue;
+            }
+            let mut kept = Vec::with_capacity(wanted.len());
+            for &v in wanted {
+                let version = step.versions.get(v).ok_or_else(|| format!("step {i} has no version {v}"))?;
+                kept.push(version.clone());
+            }
+            step.versions = kept;
+        }
+        self.drop_unused();
+        Ok(())
+    }
+
+    /// Removes kernels (and owned constants) no version refers to, renumbering the rest.
+    fn drop_unused(&mut self) {
+        let versions = || self.steps.iter().flat_map(|s| &s.versions);
+        let mut kernel_used = vec![false; self.kernels.len()];
+        let mut const_used = vec![false; self.constants.len()];
+        for v in versions() {
+            kernel_used[v.kernel] = true;
+            for a in &v.args {
+                if let ArgRef::Const(c) = a {
+                    const_used[*c] = true;
+                }
+            }
+        }
+        // The new index of a used entry: how many used entries precede it.
+        let renumber = |used: &[bool]| {
+            let mut next = 0;
+            used.iter()
+                .map(|&u| {
+                    let index = next;
+                    next += u as usize;
+                    index
+                })
+                .collect::<Vec<_>>()
+        };
+        let (kernel_to, const_to) = (renumber(&kernel_used), renumber(&const_used));
+        let mut used = kernel_used.iter();
+        self.kernels.retain(|_| *used.next().unwrap_or(&false));
+        if let Constants::Owned(list) = &mut self.constants {
+            let mut used = const_used.iter();
+            list.retain(|_| *used.next().unwrap_or(&false));
+        }
+        let owned = matches!(self.constants, Constants::Owned(_));
+        for v in self.steps.iter_mut().flat_map(|s| &mut s.versions) {
+            v.kernel = kernel_to[v.kernel];
+            for a in &mut v.args {
+                if let (ArgRef::Const(c), true) = (a, owned) {
+                    *c = const_to[*c];
+                }
+            }
+        }
+    }
+
     /// Bytes of constants the plan holds.
     pub fn constant_bytes(&self) -> usize {
-        self.constants.iter().map(|c| c.len() * 4).sum()
+        self.constants.bytes()
     }
 }

@@ -113,8 +113,10 @@ impl Executor {
         Ok(())
     }
 
-    /// Runs version `version` of `step` alone, on whatever the arena holds (after a whole run,
-    /// the step's real inputs unless a later step reused their regions): for timing versions.
+    /// Runs version `version` of `step` alone, on whatever the arena holds: for timing
+    /// versions. After `load_inputs` and steps `0..step` in order, that is the step's real
+    /// input (every version writes the same outputs and never its inputs, so repeating a step
+    /// changes nothing).
     pub fn run_step(&mut self, step: usize, version: usize) -> Result<(), ExecError> {
         self.check_version(step, version)?;
         self.call(step, version)
@@ -153,6 +155,19 @@ impl Executor {
         inputs: &[Feed],
         mut on_step: impl FnMut(&str, Duration),
     ) -> Result<Vec<Vec<f32>>, ExecError> {
+        self.load_inputs(inputs)?;
+        for step in 0..self.plan.steps.len() {
+            let start = Instant::now();
+            self.call(step, self.choice[step])?;
+            on_step(&self.plan.steps[step].label, start.elapsed());
+        }
+        Ok(self.plan.outputs.iter().map(|p| self.arena[p.offset..p.offset + p.elems()].to_vec()).collect())
+    }
+
+    /// Checks `inputs` (in port order, ONNX layout) and writes them into the arena without
+    /// running anything: then running the steps one by one in order (`run_step`) computes the
+    /// model on them.
+    pub fn load_inputs(&mut self, inputs: &[Feed]) -> Result<(), ExecError> {
         let plan = &self.plan;
         if inputs.len() != plan.inputs.len() {
             return Err(ExecError::InputCount { expected: plan.inputs.len(), given: inputs.len() });
@@ -174,11 +189,6 @@ impl Executor {
             }
             data.write(&mut self.arena[port.offset..port.offset + port.slots()]);
         }
-        for step in 0..self.plan.steps.len() {
-            let start = Instant::now();
-            self.call(step, self.choice[step])?;
-            on_step(&self.plan.steps[step].label, start.elapsed());
-        }
-        Ok(self.plan.outputs.iter().map(|p| self.arena[p.offset..p.offset + p.elems()].to_vec()).collect())
+        Ok(())
     }
 }

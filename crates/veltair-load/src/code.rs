@@ -1,5 +1,5 @@
-//! Machine code for one kernel with the contract the loader checks before every call, and the
-//! loader's errors.
+//! Machine code for one kernel with the contract the loader checks before every call, the
+//! table its constant arguments come from, and the loader's errors.
 
 /// Relocation-free machine code for one layer function, with the buffer sizes (in f32
 /// elements) it reads and writes through its argument table.
@@ -14,6 +14,18 @@ pub struct MachineCode {
     pub max_threads: usize,
     /// CPU features the code uses (`avx2`, `fma`, ...); loading refuses a host without them.
     pub features: Vec<String>,
+}
+
+/// Read-only kernel operands (packed weights, biases) by index, wherever they live (owned
+/// vectors, or a mapped bundle file).
+pub trait ConstantTable {
+    fn constant(&self, index: usize) -> Option<&[f32]>;
+}
+
+impl<C: AsRef<[f32]>> ConstantTable for [C] {
+    fn constant(&self, index: usize) -> Option<&[f32]> {
+        self.get(index).map(AsRef::as_ref)
+    }
 }
 
 /// Why code cannot be loaded or called.

@@ -13,6 +13,6 @@ mod code;
 mod host;
 mod mapped;
 
-pub use code::{LoadError, MachineCode};
+pub use code::{ConstantTable, LoadError, MachineCode};
 pub use host::{host_has, missing_features};
 pub use mapped::{fma_peak_256, ArgRef, LoadedKernel, MappedFile, Team};

@@ -20,7 +20,7 @@
 //! 6. The code uses only CPU features the host has: `LoadedKernel::load` checks
 //!    `MachineCode::features` before mapping anything executable.
 
-use crate::{missing_features, LoadError, MachineCode};
+use crate::{missing_features, ConstantTable, LoadError, MachineCode};
 use memmap2::{Mmap, MmapMut};
 use std::fs::File;
 use std::path::Path;
@@ -75,10 +75,10 @@ impl LoadedKernel {
     /// `constants`, on the threads of `team`. Distinct arena regions must be disjoint or
     /// identical (identical regions are only ever read: a planner binds a kernel's outputs to
     /// regions live at the same time as its inputs, hence disjoint from them).
-    pub fn run_in<C: AsRef<[f32]>>(
+    pub fn run_in<T: ConstantTable + ?Sized>(
         &self,
         arena: &mut [f32],
-        constants: &[C],
+        constants: &T,
         args: &[ArgRef],
         team: Team,
     ) -> Result<(), LoadError> {
@@ -94,7 +94,7 @@ impl LoadedKernel {
                     arena[offset..].as_mut_ptr() as usize
                 }
                 ArgRef::Const(constant) => {
-                    let data = constants.get(constant).ok_or(LoadError::MissingConstant { index, constant })?.as_ref();
+                    let data = constants.constant(constant).ok_or(LoadError::MissingConstant { index, constant })?;
                     check_len(index, data.len(), need)?;
                     data.as_ptr() as usize
                 }

@@ -36,7 +36,7 @@ fn checks_arguments_before_calling() {
     let mut arena = vec![0f32; 32];
     let constants = [vec![0f32; 4]];
     let ok = [ArgRef::Arena { offset: 0, len: 8 }, ArgRef::Const(0)];
-    kernel.run_in(&mut arena, &constants, &ok, Team::Scoped(2)).unwrap();
+    kernel.run_in(&mut arena, &constants[..], &ok, Team::Scoped(2)).unwrap();
     let cases: [(&[ArgRef], Team); 6] = [
         (&[ArgRef::Arena { offset: 0, len: 8 }], Team::Scoped(1)),
         (&[ArgRef::Arena { offset: 0, len: 7 }, ArgRef::Const(0)], Team::Scoped(1)),
@@ -47,7 +47,7 @@ fn checks_arguments_before_calling() {
     ];
     let expected = ["Arity", "ShortBuffer", "OutsideArena", "MissingConstant", "Overlap", "TooManyThreads"];
     for ((args, team), want) in cases.into_iter().zip(expected) {
-        let err = kernel.run_in(&mut arena, &constants, args, team).err().unwrap();
+        let err = kernel.run_in(&mut arena, &constants[..], args, team).err().unwrap();
         assert!(format!("{err:?}").starts_with(want), "{want}: {err:?}");
     }
 }

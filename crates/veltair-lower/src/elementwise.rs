@@ -48,7 +48,10 @@ impl Lowerer<'_> {
             shapes.push(stored_shape(&shape, layout));
         }
         let spec = PointwiseSpec { out_shape: stored_shape(&ys, layout), inputs: shapes, steps };
-        let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
+        let k = self.kernel(format!("{spec:?}"), {
+            let spec = spec.clone();
+            move |t| compile_pointwise(&spec, t)
+        })?;
         args.push(self.define(out, layout));
         let work = ys.iter().product::<usize>() as u64;
         self.plan.step(label, k, args, work, describe(spec.describe(self.options.max_threads)));
@@ -88,7 +91,10 @@ impl Lowerer<'_> {
                 PointwiseStep::Binary { op: BinaryOp::Add, input: 2, operand_first: false },
             ],
         };
-        let k = self.kernel(format!("{spec:?}"), |t| compile_pointwise(&spec, t))?;
+        let k = self.kernel(format!("{spec:?}"), {
+            let spec = spec.clone();
+            move |t| compile_pointwise(&spec, t)
+        })?;
         let dst = self.define(node.outputs[0], layout);
         let work = self.work(node);
         self.plan.step(&node.name, k, vec![src, s, t, dst], work, describe(spec.describe(self.options.max_threads)));

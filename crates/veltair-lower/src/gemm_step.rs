@@ -36,8 +36,14 @@ impl Lowerer<'_> {
         for c in candidates {
             let s = c.schedule;
             let kernel = match batch {
-                None => self.kernel(format!("{spec:?} {s:?}"), |t| compile_gemm(spec, &s, t))?,
-                Some(b) => self.kernel(format!("{spec:?} {s:?} {b:?}"), |t| compile_batched_gemm(spec, &s, b, t))?,
+                None => {
+                    let spec = spec.clone();
+                    self.kernel(format!("{spec:?} {s:?}"), move |t| compile_gemm(&spec, &s, t))?
+                }
+                Some(&b) => {
+                    let spec = spec.clone();
+                    self.kernel(format!("{spec:?} {s:?} {b:?}"), move |t| compile_batched_gemm(&spec, &s, &b, t))?
+                }
             };
             versions.push(PendingVersion {
                 kernel,

@@ -196,7 +196,10 @@ impl Lowerer<'_> {
             self.winograd(node, &winograd, &w, parts, work)?;
         } else if depthwise {
             let spec = DepthwiseSpec { geometry: g, bias: bias.is_some(), epilogue };
-            let k = self.kernel(format!("{spec:?}"), |t| compile_depthwise(&spec, t))?;
+            let k = self.kernel(format!("{spec:?}"), {
+                let spec = spec.clone();
+                move |t| compile_depthwise(&spec, t)
+            })?;
             let mut args = vec![input, self.plan.constant(spec.pack_weights(&w))];
             if let Some(b) = &bias {
                 args.push(self.plan.constant(spec.pack_bias(b)));
@@ -256,7 +259,10 @@ impl Lowerer<'_> {
             b_batch_stride: b_stride,
             epilogue,
         };
-        let kernel = self.kernel(format!("{spec:?}"), |t| compile_batched_matmul(&spec, t))?;
+        let kernel = self.kernel(format!("{spec:?}"), {
+            let spec = spec.clone();
+            move |t| compile_batched_matmul(&spec, t)
+        })?;
         let mut args = vec![lhs, rhs, dst];
         args.extend(operand_args);
         let work = self.work(node);
@@ -367,7 +373,10 @@ impl Lowerer<'_> {
         let threads = self.options.max_threads;
         let positions = spec.tile.positions();
         let v = self.plan.buffer(spec.v_elems());
-        let k_in = self.kernel(format!("winograd input {spec:?}"), |t| compile_input_transform(spec, t))?;
+        let k_in = self.kernel(format!("winograd input {spec:?}"), {
+            let spec = *spec;
+            move |t| compile_input_transform(&spec, t)
+        })?;
         let (tiles, c) = (spec.tiles(), spec.geometry.c);
         let shape = [positions, tiles, c];
         let describe_transform =
@@ -396,8 +405,9 @@ impl Lowerer<'_> {
         self.gemm_step(format!("{} winograd gemms", node.name), work, &gspec, &candidates, Some(&batch), args)?;
         let has_bias = parts.bias.is_some();
         let epilogue = parts.epilogue;
-        let k_out = self.kernel(format!("winograd output {spec:?} {has_bias} {epilogue:?}"), |t| {
-            compile_output_transform(spec, has_bias, &epilogue, t)
+        let k_out = self.kernel(format!("winograd output {spec:?} {has_bias} {epilogue:?}"), {
+            let (spec, epilogue) = (*spec, epilogue.clone());
+            move |t| compile_output_transform(&spec, has_bias, &epilogue, t)
         })?;
         let mut args = vec![Arg::Buf(m)];
         if let Some(b) = parts.bias {

@@ -60,7 +60,7 @@ pub fn unsupported<T>(why: impl Into<String>) -> Result<T, Fail> {
 pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<Plan, LowerError> {
     let mut l = Lowerer {
         graph,
-        target,
+        owner: String::new(),
         options,
         plan: PlanBuilder::default(),
         locs: HashMap::new(),
@@ -91,12 +91,13 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
             node.outputs.iter().for_each(|o| missing[o.0] = true);
             continue;
         }
+        l.owner = format!("node `{}` ({})", node.name, node.source_op);
         if let Err(fail) = l.node(node) {
             let why = match fail {
                 Fail::Unsupported(why) => why,
                 Fail::Codegen(e) => e.to_string(),
             };
-            problems.push(format!("  node `{}` ({}): {why}", node.name, node.source_op));
+            problems.push(format!("  {}: {why}", l.owner));
             node.outputs.iter().for_each(|o| missing[o.0] = true);
         }
     }
@@ -124,13 +125,14 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
             buf,
         });
     }
-    Ok(l.plan.finish(graph.name.clone(), inputs, outputs))
+    l.plan.finish(graph.name.clone(), options.max_threads, target, inputs, outputs).map_err(LowerError::Unsupported)
 }
 
 /// Lowering state.
 pub struct Lowerer<'a> {
     pub graph: &'a Graph,
-    pub target: &'a Target,
+    /// The node being lowered, as messages name it.
+    owner: String,
     pub options: &'a LowerOptions,
     pub plan: PlanBuilder,
     /// Where each computed value lives, per layout.
@@ -277,7 +279,10 @@ impl Lowerer<'_> {
     /// Compiles (once) and calls a copy kernel.
     pub fn copy(&mut self, label: &str, spec: CopySpec, src: Arg, dst: Arg) -> Result<(), Fail> {
         let elems = spec.extents.iter().product::<usize>() as u64;
-        let k = self.kernel(format!("copy {spec:?}"), |t| compile_copy(&spec, t))?;
+        let k = self.kernel(format!("copy {spec:?}"), {
+            let spec = spec.clone();
+            move |t| compile_copy(&spec, t)
+        })?;
         self.plan.step(label, k, vec![src, dst], elems, describe(spec.describe(self.options.max_threads)));
         Ok(())
     }
@@ -286,10 +291,9 @@ impl Lowerer<'_> {
     pub fn kernel(
         &mut self,
         key: String,
-        make: impl FnOnce(&Target) -> Result<MachineCode, CodegenError>,
+        make: impl FnOnce(&Target) -> Result<MachineCode, CodegenError> + Send + 'static,
     ) -> Result<usize, Fail> {
-        let target = self.target;
-        Ok(self.plan.kernel(key, || make(target))?)
+        Ok(self.plan.kernel(key, self.owner.clone(), make))
     }
 
     /// Multiply-accumulates of `node` (its output size when it has none).

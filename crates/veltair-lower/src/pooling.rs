@@ -29,7 +29,7 @@ impl Lowerer<'_> {
         };
         let spec = PoolSpec { geometry, pad_end: (p.pads_end[0], p.pads_end[1]), kind };
         let src = self.get(x, Layout::Nhwc)?;
-        let k = self.kernel(format!("{spec:?}"), |t| compile_pool(&spec, t))?;
+        let k = self.kernel(format!("{spec:?}"), move |t| compile_pool(&spec, t))?;
         let dst = self.define(node.outputs[0], Layout::Nhwc);
         let work = self.work(node) * (p.kernel[0] * p.kernel[1]) as u64;
         self.plan.step(&node.name, k, vec![src, dst], work, describe(spec.describe(self.options.max_threads)));

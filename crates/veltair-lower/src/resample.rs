@@ -46,7 +46,7 @@ impl Lowerer<'_> {
                 taps: taps.iter().flatten().map(Vec::len).max().unwrap_or(1).max(1),
             };
             let table = self.plan.constant(spec.table(&taps, fill)?);
-            let k = self.kernel(format!("{spec:?}"), |t| compile_resample(&spec, t))?;
+            let k = self.kernel(format!("{spec:?}"), move |t| compile_resample(&spec, t))?;
             let dst =
                 if n == last { self.define(out, layout) } else { Arg::Buf(self.plan.buffer(shape.iter().product())) };
             let work = (spec.outer * spec.out_len * spec.inner * spec.taps) as u64;

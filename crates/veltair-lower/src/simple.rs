@@ -40,8 +40,9 @@ impl Lowerer<'_> {
                 }
                 let max = matches!(node.op, Op::GlobalMaxPool);
                 let src = self.get(x, Layout::Nhwc)?;
-                let k = self.kernel(format!("global pool {xs:?} {max}"), |t| {
-                    compile_global_pool(xs[0], xs[2] * xs[3], xs[1], max, t)
+                let (batch, pixels, channels) = (xs[0], xs[2] * xs[3], xs[1]);
+                let k = self.kernel(format!("global pool {xs:?} {max}"), move |t| {
+                    compile_global_pool(batch, pixels, channels, max, t)
                 })?;
                 let dst = self.define(out, Layout::Nhwc);
                 let work = self.work(node);
@@ -67,7 +68,10 @@ impl Lowerer<'_> {
                 let (src, perm) = self.trailing(&node.name, x, &axes)?;
                 let len = axes.iter().map(|&a| xs[a]).product::<usize>();
                 let rows = xs.iter().product::<usize>() / len.max(1);
-                let k = self.kernel(format!("softmax {rows} {len} {log}"), |t| compile_softmax(rows, len, *log, t))?;
+                let k = self.kernel(format!("softmax {rows} {len} {log}"), {
+                    let log = *log;
+                    move |t| compile_softmax(rows, len, log, t)
+                })?;
                 let dst = match &perm {
                     None => self.define(out, Layout::Plain),
                     Some(_) => Arg::Buf(self.plan.buffer(rows * len)),
@@ -111,7 +115,7 @@ impl Lowerer<'_> {
                 }
                 let has_bias = args.len() == 3;
                 let eps = *epsilon;
-                let k = self.kernel(format!("layernorm {rows} {len} {eps} {has_bias}"), |t| {
+                let k = self.kernel(format!("layernorm {rows} {len} {eps} {has_bias}"), move |t| {
                     compile_layernorm(rows, len, eps, has_bias, t)
                 })?;
                 args.push(self.define(out, Layout::Plain));
@@ -136,8 +140,10 @@ impl Lowerer<'_> {
                 let (src, _) = self.trailing(&node.name, x, axes)?;
                 let len = axes.iter().map(|&a| xs[a]).product::<usize>();
                 let rows = xs.iter().product::<usize>() / len.max(1);
-                let k =
-                    self.kernel(format!("reduce {op:?} {rows} {len}"), |t| compile_reduce_rows(rows, len, *op, t))?;
+                let k = self.kernel(format!("reduce {op:?} {rows} {len}"), {
+                    let op = *op;
+                    move |t| compile_reduce_rows(rows, len, op, t)
+                })?;
                 let dst = self.define(out, Layout::Plain);
                 let work = self.work(node);
                 self.plan.step(
@@ -183,7 +189,7 @@ impl Lowerer<'_> {
                     indices: self.graph.value(indices).ty.numel(),
                 };
                 let (data, idx) = (self.get(x, Layout::Plain)?, self.get(indices, Layout::Plain)?);
-                let k = self.kernel(format!("{spec:?}"), |t| compile_gather(&spec, t))?;
+                let k = self.kernel(format!("{spec:?}"), move |t| compile_gather(&spec, t))?;
                 let dst = self.define(out, Layout::Plain);
                 let work = self.work(node);
                 self.plan.step(
@@ -204,7 +210,7 @@ impl Lowerer<'_> {
                 DType::I64 => {
                     let n = self.graph.value(x).ty.numel();
                     let src = self.get(x, Layout::Plain)?;
-                    let k = self.kernel(format!("i64 to f32 {n}"), |t| compile_i64_to_f32(n, t))?;
+                    let k = self.kernel(format!("i64 to f32 {n}"), move |t| compile_i64_to_f32(n, t))?;
                     let dst = self.define(out, Layout::Plain);
                     self.plan.step(
                         &node.name,
@@ -259,7 +265,7 @@ impl Lowerer<'_> {
                     bias: *bias,
                 };
                 let src = self.get(x, layout)?;
-                let k = self.kernel(format!("{spec:?}"), |t| compile_lrn(&spec, t))?;
+                let k = self.kernel(format!("{spec:?}"), move |t| compile_lrn(&spec, t))?;
                 let dst = self.define(out, layout);
                 let work = self.work(node) * *size as u64;
                 self.plan.step(&node.name, k, vec![src, dst], work, describe(spec.describe(self.options.max_threads)));
