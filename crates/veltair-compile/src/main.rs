@@ -1,18 +1,29 @@
-//! `veltair-compile`: the compiler's command line. `check` imports a model, lists its layers
-//! and, given ONNX backend-test data, runs the reference evaluator and compares with the
-//! expected outputs; `run` lowers the model to generated code, runs and times it in-process.
+//! `veltair-compile`: the compiler's command line. `veltair-compile MODEL -o FILE.vbundle`
+//! (the `compile` subcommand) builds a tuned multi-version bundle; `inspect` shows what a
+//! bundle holds; `check` imports a model, lists its layers and, given ONNX backend-test data,
+//! runs the reference evaluator and compares with the expected outputs; `run` lowers the model
+//! to generated code, runs and times it in-process.
 
 mod check;
+mod compare;
+mod compile;
+mod inspect;
 mod model;
 mod report;
 mod run;
+mod summary;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "veltair-compile", version, about = "Ahead-of-time multi-version compiler for ONNX models")]
+#[command(
+    name = "veltair-compile",
+    version,
+    about = "Ahead-of-time multi-version compiler for ONNX models",
+    after_help = "`veltair-compile MODEL.onnx -o MODEL.vbundle [OPTIONS]` is short for `veltair-compile compile ...`."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,6 +31,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compile a model into a bundle: several code versions per layer, measured solo and under
+    /// calibrated contention, the frontier kept (the default command).
+    ///
+    /// Exit status: 0 when the bundle is written (and outputs match `--data`), 1 when an output
+    /// mismatches (the bundle is still written), 2 when the model cannot be compiled.
+    Compile(compile::CompileArgs),
+    /// Print what a bundle holds: header, signature, sizes, calibration, every layer's versions.
+    ///
+    /// Exit status: 0, or 2 when the file is not a valid bundle.
+    Inspect(inspect::InspectArgs),
+    /// Compare the variant sets of two builds (bundles or reports): versions that appeared or
+    /// disappeared per layer, and the change of each layer's and the model's best latency at
+    /// every width and contention level.
+    ///
+    /// Exit status: 0 when no change exceeds the threshold, 1 when one does, 2 when an input
+    /// cannot be read.
+    Compare(compare::CompareArgs),
     /// Import a model, list its layers and totals, and optionally check the reference
     /// evaluator against expected outputs.
     ///
@@ -63,9 +91,20 @@ pub enum Outcome {
     Mismatch,
 }
 
+/// Subcommand names and the flags that are not a model path.
+const NOT_A_MODEL: &[&str] =
+    &["compile", "inspect", "compare", "check", "run", "help", "-h", "--help", "-V", "--version"];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| !NOT_A_MODEL.iter().any(|n| a == n)) {
+        argv.insert(1, "compile".into());
+    }
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
+        Command::Compile(args) => compile::compile(&args),
+        Command::Inspect(args) => inspect::inspect(&args).map(|()| Outcome::Ok),
+        Command::Compare(args) => compare::run(&args).map(|ok| if ok { Outcome::Ok } else { Outcome::Mismatch }),
         Command::Check(args) => check::run(&args),
         Command::Run(args) => run::run(&args),
     };
@@ -77,6 +116,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints `text` and a newline to stdout; a closed pipe (`| head`) just ends the output.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n"));
 }
 
 /// Paths given on the command line, for messages.

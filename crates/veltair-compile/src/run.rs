@@ -154,7 +154,7 @@ fn median(xs: &mut [Duration]) -> Option<Duration> {
 }
 
 /// A deterministic input for `port`: values in [-1, 1], or zeros (valid indices) for i64.
-fn synthetic_input(port: &Port) -> Result<Tensor, String> {
+pub(crate) fn synthetic_input(port: &Port) -> Result<Tensor, String> {
     let n = port.elems();
     let t = match port.dtype {
         PortType::F32 => Tensor::from_f32(

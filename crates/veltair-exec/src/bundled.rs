@@ -156,5 +156,10 @@ pub fn from_bundle(view: &BundleView, constants: Constants) -> Plan {
 
 fn port_from_bundle(p: &veltair_bundle::Port) -> Port {
     let dtype = if p.dtype == DType::I64 as i32 { PortType::I64 } else { PortType::F32 };
-    Port { name: p.name.clone(), shape: p.shape.iter().map(|&d| d as usize).collect(), dtype, offset: p.offset as usize }
+    Port {
+        name: p.name.clone(),
+        shape: p.shape.iter().map(|&d| d as usize).collect(),
+        dtype,
+        offset: p.offset as usize,
+    }
 }

@@ -17,7 +17,9 @@ impl Constants {
     /// Constants read in place from `file`, or `None` when a range lies outside the file or
     /// is not a whole number of aligned f32s.
     pub fn mapped(file: Arc<MappedFile>, ranges: Vec<Range<usize>>) -> Option<Constants> {
-        let fits = ranges.iter().all(|r| file.bytes().get(r.clone()).is_some_and(|b| bytemuck::try_cast_slice::<u8, f32>(b).is_ok()));
+        let fits = ranges
+            .iter()
+            .all(|r| file.bytes().get(r.clone()).is_some_and(|b| bytemuck::try_cast_slice::<u8, f32>(b).is_ok()));
         fits.then_some(Constants::Mapped(file, ranges))
     }
 

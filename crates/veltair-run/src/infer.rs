@@ -1,0 +1,124 @@
+//! `veltair-run infer FILE.vbundle --data DIR`: load and validate the bundle, run it on the
+//! directory's inputs and compare with its expected outputs (|got - want| <= atol + rtol ·
+//! |want| per element), optionally timing repeated runs or forcing one version per layer.
+
+use crate::testdata::{numbered, read_tensor, Data};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use veltair_exec::{open_bundle, Executor, Feed, PortType};
+
+#[derive(Args)]
+pub struct InferArgs {
+    /// The bundle file.
+    #[arg(value_name = "FILE.vbundle")]
+    pub bundle: PathBuf,
+    /// A directory in the ONNX backend-test layout (`input_N.pb`, `output_N.pb`).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Worker threads every layer runs on.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Run version V of every layer (the last one where a layer has fewer) instead of each
+    /// layer's first (its solo best).
+    #[arg(long, value_name = "V")]
+    pub version: Option<usize>,
+    /// Timed runs after the checked one.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: usize,
+    /// Relative tolerance of the comparison.
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
+    /// Absolute tolerance of the comparison.
+    #[arg(long, default_value_t = 1e-4)]
+    pub atol: f64,
+}
+
+/// Returns whether every output matched.
+pub fn infer(args: &InferArgs) -> Result<bool, String> {
+    if args.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    let (plan, _) = open_bundle(&args.bundle).map_err(|e| e.to_string())?;
+    if args.threads > plan.max_threads {
+        return Err(format!(
+            "--threads {}: the bundle was compiled for at most {} threads",
+            args.threads, plan.max_threads
+        ));
+    }
+    let inputs = numbered(&args.data, "input")?.iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>()?;
+    let expected = numbered(&args.data, "output")?.iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>()?;
+    if inputs.len() != plan.inputs.len() || expected.len() != plan.outputs.len() {
+        return Err(format!(
+            "{} holds {} inputs and {} outputs, the model has {} and {}",
+            args.data.display(),
+            inputs.len(),
+            expected.len(),
+            plan.inputs.len(),
+            plan.outputs.len()
+        ));
+    }
+    for (port, t) in plan.inputs.iter().zip(&inputs) {
+        if t.shape != port.shape {
+            return Err(format!("input `{}` is {:?}, the bundle needs {:?}", port.name, t.shape, port.shape));
+        }
+    }
+    let feeds: Vec<Feed> = inputs
+        .iter()
+        .map(|t| match &t.data {
+            Data::F32(v) => Feed::F32(v),
+            Data::I64(v) => Feed::I64(v),
+        })
+        .collect();
+    let mut exec = Executor::new(plan.clone(), args.threads).map_err(|e| format!("{}: {e}", args.bundle.display()))?;
+    if let Some(v) = args.version {
+        for (i, step) in plan.steps.iter().enumerate() {
+            exec.choose(i, v.min(step.versions.len() - 1)).map_err(|e| e.to_string())?;
+        }
+    }
+    let outputs = exec.run(&feeds).map_err(|e| e.to_string())?;
+    let mut all_ok = true;
+    for ((got, want), port) in outputs.iter().zip(&expected).zip(&plan.outputs) {
+        let Data::F32(want_data) = &want.data else {
+            return Err(format!("expected output `{}` is not float data", port.name));
+        };
+        if port.dtype != PortType::F32 || want_data.len() != got.len() {
+            return Err(format!(
+                "output `{}` has {} values, the expected data {}",
+                port.name,
+                got.len(),
+                want_data.len()
+            ));
+        }
+        let (bad, max_abs) = compare(got, want_data, args.rtol, args.atol);
+        all_ok &= bad == 0;
+        let status = if bad == 0 { "ok".to_string() } else { format!("MISMATCH in {bad} of {} values", got.len()) };
+        println!("{} `{}`: {status} (max abs error {max_abs:.2e})", args.data.display(), port.name);
+    }
+    if args.repeat > 0 {
+        let mut times: Vec<Duration> = (0..args.repeat)
+            .map(|_| {
+                let start = Instant::now();
+                exec.run(&feeds).map(|_| start.elapsed())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        times.sort_unstable();
+        let median = times[times.len() / 2].as_secs_f64() * 1e3;
+        println!("latency at {} thread(s): median {median:.3} ms over {} runs", args.threads, args.repeat);
+    }
+    Ok(all_ok)
+}
+
+/// Elements outside `atol + rtol · |want|` (NaN never matches) and the largest absolute error.
+fn compare(got: &[f32], want: &[f32], rtol: f64, atol: f64) -> (usize, f64) {
+    let mut bad = 0;
+    let mut max_abs = 0f64;
+    for (&g, &w) in got.iter().zip(want) {
+        let err = (g as f64 - w as f64).abs();
+        let within = err <= atol + rtol * (w as f64).abs();
+        bad += usize::from(!within);
+        max_abs = max_abs.max(if err.is_nan() { f64::INFINITY } else { err });
+    }
+    (bad, max_abs)
+}
