@@ -288,26 +288,34 @@ pub struct Check {
     pub max_abs: f64,
 }
 
-/// Runs the compiled plan (each layer's first version) on every data set and compares.
+/// Runs the compiled plan on every data set once per version index `v` (every layer running
+/// its version `v`, or its last where it has fewer), so every kept version of every layer is
+/// compared with the expected outputs.
 fn verify(plan: &Plan, loaded: &Loaded, threads: usize, model: &ModelArgs) -> Result<Vec<Check>, String> {
     if loaded.data.is_empty() {
         return Ok(Vec::new());
     }
     let mut exec = Executor::new(plan.clone(), threads).map_err(|e| e.to_string())?;
+    let most = plan.steps.iter().map(|s| s.versions.len()).max().unwrap_or(1);
     let mut checks = Vec::new();
-    for (dir, set) in &loaded.data {
-        let tensors = loaded.feeds(set);
-        let inputs: Vec<Feed> = tensors.iter().map(feed).collect::<Result<_, _>>()?;
-        let outputs = exec.run(&inputs).map_err(|e| e.to_string())?;
-        for ((got, want), port) in outputs.into_iter().zip(&set.outputs).zip(&plan.outputs) {
-            let got = Tensor::from_f32(port.shape.clone(), got).map_err(|e| e.to_string())?;
-            let cmp = veltair_ref::compare(&got, want, model.rtol, model.atol);
-            checks.push(Check {
-                data: dir.display().to_string(),
-                output: port.name.clone(),
-                ok: cmp.ok,
-                max_abs: cmp.max_abs,
-            });
+    for v in 0..most {
+        for (i, step) in plan.steps.iter().enumerate() {
+            exec.choose(i, v.min(step.versions.len() - 1)).map_err(|e| e.to_string())?;
+        }
+        for (dir, set) in &loaded.data {
+            let tensors = loaded.feeds(set);
+            let inputs: Vec<Feed> = tensors.iter().map(feed).collect::<Result<_, _>>()?;
+            let outputs = exec.run(&inputs).map_err(|e| e.to_string())?;
+            for ((got, want), port) in outputs.into_iter().zip(&set.outputs).zip(&plan.outputs) {
+                let got = Tensor::from_f32(port.shape.clone(), got).map_err(|e| e.to_string())?;
+                let cmp = veltair_ref::compare(&got, want, model.rtol, model.atol);
+                checks.push(Check {
+                    data: format!("{} (version {v})", dir.display()),
+                    output: port.name.clone(),
+                    ok: cmp.ok,
+                    max_abs: cmp.max_abs,
+                });
+            }
         }
     }
     Ok(checks)
