@@ -84,8 +84,12 @@ pub struct CompileArgs {
     pub jobs: Option<usize>,
 }
 
+/// Elements of each operand of the calibration's reference kernel: three 8 MiB arrays, more
+/// than a core's L2 and well inside the shared L3, so contention there shows.
+const REFERENCE_ELEMS: usize = 2 << 20;
 /// Name of the calibration's reference workload.
-const REFERENCE: &str = "generated GEMM 196x256x2304 (a ResNet-50 3x3 stage-4 conv), default schedule, 1 thread";
+const REFERENCE: &str =
+    "generated element-wise add of two 8 MiB f32 arrays into a third (24 MiB: beyond L2, inside L3), 1 thread";
 
 pub fn compile(args: &CompileArgs) -> Result<Outcome, String> {
     let start = Instant::now();
@@ -228,7 +232,7 @@ fn candidates_of(step: &veltair_exec::Step) -> Vec<CandidateReport> {
         .collect()
 }
 
-/// Calibrates the contention levels on the reference GEMM (kernel on core 0, stressor on the
+/// Calibrates the contention levels on the reference kernel (on core 0, the stressor on the
 /// others).
 fn calibrate_levels(
     target: &Target,
@@ -236,25 +240,20 @@ fn calibrate_levels(
     cores: &[usize],
     mode: TuneMode,
 ) -> Result<veltair_tune::Calibration, String> {
-    use veltair_codegen::epilogue::Epilogue;
-    use veltair_codegen::gemm::{compile_gemm, pack_b, ASource, Bias, GemmSchedule, GemmSpec, Parallel};
-    let (m, n, k) = (196, 256, 2304);
-    let spec = GemmSpec { m, n, k, a: ASource::Matrix, bias: Bias::None, epilogue: Epilogue::default(), out: None };
-    let s =
-        GemmSchedule { mr: 10, nr_vecs: 1, kc: 512, mc: 60, k_unroll: 8, max_threads: 1, parallel: Parallel::Panels };
-    let code = compile_gemm(&spec, &s, target).map_err(|e| e.to_string())?;
+    use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
+    let n = REFERENCE_ELEMS;
+    let add = PointwiseStep::Binary { op: veltair_ir::BinaryOp::Add, input: 1, operand_first: false };
+    let spec = PointwiseSpec { out_shape: vec![n], inputs: vec![vec![n], vec![n]], steps: vec![add] };
+    let code = compile_pointwise(&spec, target).map_err(|e| e.to_string())?;
     let kernel = veltair_load::LoadedKernel::load(&code).map_err(|e| e.to_string())?;
-    let mut a = vec![0.5f32; m * k];
-    let mut b = pack_b(&spec, &s, &vec![0.25f32; k * n]);
-    let mut c = vec![0f32; m * n];
-    let mut scratch = vec![0f32; code.arg_elems[3]];
+    let (mut x, mut y, mut out) = (vec![0.5f32; n], vec![0.25f32; n], vec![0f32; n]);
     let repeats = mode.repeats().1.max(5) * 2;
     let mut cal = calibrate(
         levels,
         &cores[..1],
         &cores[1..],
         || {
-            let _ = kernel.run(&mut [&mut a, &mut b, &mut c, &mut scratch], 1);
+            let _ = kernel.run(&mut [&mut x, &mut y, &mut out], 1);
         },
         repeats,
     )

@@ -1,9 +1,9 @@
 //! Tuning for the veltair compiler: an interference stressor that reproduces contention on the
-//! shared last-level cache and memory bandwidth ([`stress`]); robust timing and calibration of
-//! contention levels against a reference workload ([`measure`]); measuring every version of
-//! every layer of a plan at every width and level ([`explore`]); keeping each layer's frontier
-//! ([`select`]); the compile report and variant sets ([`report`]); and comparing the variant
-//! sets of two builds ([`compare`]).
+//! shared last-level cache and memory bandwidth ([`stress`](mod@stress)); robust timing and calibration of
+//! contention levels against a reference workload ([`measure`](mod@measure)); measuring every version of
+//! every layer of a plan at every width and level ([`explore`](mod@explore)); keeping each layer's frontier
+//! ([`select`](mod@select)); the compile report and variant sets ([`report`](mod@report)); and comparing the variant
+//! sets of two builds ([`compare`](mod@compare)).
 #![forbid(unsafe_code)]
 
 pub mod compare;
