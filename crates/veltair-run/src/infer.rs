@@ -6,7 +6,7 @@ use crate::testdata::{numbered, read_tensor, Data};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use veltair_exec::{open_bundle, Executor, Feed, PortType};
+use veltair_exec::{open_bundle, Executor, Feed, PortType, Step, Version};
 
 #[derive(Args)]
 pub struct InferArgs {
@@ -20,7 +20,8 @@ pub struct InferArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Run version V of every layer (the last one where a layer has fewer) instead of each
-    /// layer's first (its solo best).
+    /// layer's fastest solo version at this width (by the bundle's measurements; the first
+    /// version where none were made).
     #[arg(long, value_name = "V")]
     pub version: Option<usize>,
     /// Timed runs after the checked one.
@@ -71,10 +72,12 @@ pub fn infer(args: &InferArgs) -> Result<bool, String> {
         })
         .collect();
     let mut exec = Executor::new(plan.clone(), args.threads).map_err(|e| format!("{}: {e}", args.bundle.display()))?;
-    if let Some(v) = args.version {
-        for (i, step) in plan.steps.iter().enumerate() {
-            exec.choose(i, v.min(step.versions.len() - 1)).map_err(|e| e.to_string())?;
-        }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let v = match args.version {
+            Some(v) => v.min(step.versions.len() - 1),
+            None => solo_best(step, args.threads),
+        };
+        exec.choose(i, v).map_err(|e| e.to_string())?;
     }
     let outputs = exec.run(&feeds).map_err(|e| e.to_string())?;
     let mut all_ok = true;
@@ -108,6 +111,15 @@ pub fn infer(args: &InferArgs) -> Result<bool, String> {
         println!("latency at {} thread(s): median {median:.3} ms over {} runs", args.threads, args.repeat);
     }
     Ok(all_ok)
+}
+
+/// The version of `step` measured fastest without contention at `width` (the first when no
+/// version was measured there).
+fn solo_best(step: &Step, width: usize) -> usize {
+    let solo = |v: &Version| {
+        v.latencies.iter().find(|l| l.width as usize == width && l.level == 0).map_or(f64::INFINITY, |l| l.seconds)
+    };
+    (0..step.versions.len()).min_by(|&a, &b| solo(&step.versions[a]).total_cmp(&solo(&step.versions[b]))).unwrap_or(0)
 }
 
 /// Elements outside `atol + rtol · |want|` (NaN never matches) and the largest absolute error.
