@@ -12,4 +12,4 @@ pub use arena::{plan_arena, Lifetime};
 pub use bundled::{from_bundle, open_bundle, to_bundle, BundleLoadError};
 pub use constants::Constants;
 pub use plan::{Plan, Port, PortType, Step, Version};
-pub use runner::{ExecError, Executor, Feed, StepTime};
+pub use runner::{read_outputs, write_inputs, ExecError, Executor, Feed, StepTime};

@@ -161,34 +161,44 @@ impl Executor {
             self.call(step, self.choice[step])?;
             on_step(&self.plan.steps[step].label, start.elapsed());
         }
-        Ok(self.plan.outputs.iter().map(|p| self.arena[p.offset..p.offset + p.elems()].to_vec()).collect())
+        Ok(read_outputs(&self.plan, &self.arena))
     }
 
     /// Checks `inputs` (in port order, ONNX layout) and writes them into the arena without
     /// running anything: then running the steps one by one in order (`run_step`) computes the
     /// model on them.
     pub fn load_inputs(&mut self, inputs: &[Feed]) -> Result<(), ExecError> {
-        let plan = &self.plan;
-        if inputs.len() != plan.inputs.len() {
-            return Err(ExecError::InputCount { expected: plan.inputs.len(), given: inputs.len() });
-        }
-        for (port, data) in plan.inputs.iter().zip(inputs) {
-            if data.dtype() != port.dtype {
-                return Err(ExecError::InputType {
-                    name: port.name.clone(),
-                    expected: port.dtype,
-                    given: data.dtype(),
-                });
-            }
-            if data.len() != port.elems() {
-                return Err(ExecError::InputSize {
-                    name: port.name.clone(),
-                    expected: port.elems(),
-                    given: data.len(),
-                });
-            }
-            data.write(&mut self.arena[port.offset..port.offset + port.slots()]);
-        }
-        Ok(())
+        write_inputs(&self.plan, &mut self.arena, inputs)
     }
+}
+
+/// Checks `inputs` (in port order, ONNX layout) against `plan`'s input ports and writes them
+/// into `arena` (an arena of `plan.arena_elems` floats).
+pub fn write_inputs(plan: &Plan, arena: &mut [f32], inputs: &[Feed]) -> Result<(), ExecError> {
+    if inputs.len() != plan.inputs.len() {
+        return Err(ExecError::InputCount { expected: plan.inputs.len(), given: inputs.len() });
+    }
+    for (port, data) in plan.inputs.iter().zip(inputs) {
+        if data.dtype() != port.dtype {
+            return Err(ExecError::InputType { name: port.name.clone(), expected: port.dtype, given: data.dtype() });
+        }
+        if data.len() != port.elems() {
+            return Err(ExecError::InputSize { name: port.name.clone(), expected: port.elems(), given: data.len() });
+        }
+        let slots = arena.get_mut(port.offset..port.offset + port.slots()).ok_or_else(|| ExecError::InputSize {
+            name: port.name.clone(),
+            expected: port.slots(),
+            given: 0,
+        })?;
+        data.write(slots);
+    }
+    Ok(())
+}
+
+/// `plan`'s outputs, copied out of `arena`.
+pub fn read_outputs(plan: &Plan, arena: &[f32]) -> Vec<Vec<f32>> {
+    plan.outputs
+        .iter()
+        .map(|p| arena.get(p.offset..p.offset + p.elems()).map_or_else(Vec::new, <[f32]>::to_vec))
+        .collect()
 }

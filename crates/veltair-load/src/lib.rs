@@ -1,5 +1,6 @@
 //! Loading generated machine code: a kernel's bytes and what it may touch ([`MachineCode`]),
-//! the host's CPU features, and the one unsafe module that maps code executable and calls it.
+//! the host's CPU features, the one unsafe module that maps code executable and calls it, and
+//! the crew of pinned per-core workers a runtime runs kernels on.
 //!
 //! Both the compiler (to measure candidate versions) and the runtime (to run bundles) load
 //! kernels through this crate, so the bytes measured are the bytes shipped. It does not link
@@ -10,9 +11,11 @@
 //! computes its own share of the parallel loop, so the same code runs at any width.
 
 mod code;
+mod crew;
 mod host;
 mod mapped;
 
 pub use code::{ConstantTable, LoadError, MachineCode};
+pub use crew::Crew;
 pub use host::{host_has, missing_features};
 pub use mapped::{fma_peak_256, ArgRef, LoadedKernel, MappedFile, Team};

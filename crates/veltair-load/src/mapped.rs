@@ -19,8 +19,10 @@
 //!    libraries: written to a new file and renamed into place, never rewritten in place).
 //! 6. The code uses only CPU features the host has: `LoadedKernel::load` checks
 //!    `MachineCode::features` before mapping anything executable.
+//! 7. A closure lent to the crew's threads (`lend`) is used only by jobs that `Crew::run`
+//!    posts, and `Crew::run` returns only after every one of them has finished.
 
-use crate::{missing_features, ConstantTable, LoadError, MachineCode};
+use crate::{missing_features, ConstantTable, Crew, LoadError, MachineCode};
 use memmap2::{Mmap, MmapMut};
 use std::fs::File;
 use std::path::Path;
@@ -150,6 +152,7 @@ impl LoadedKernel {
             Team::Pool(Some(pool)) => {
                 pool.broadcast(|ctx| call(ctx.index()));
             }
+            Team::Crew(crew, cores) => crew.run(cores, &call),
         }
         Ok(())
     }
@@ -169,6 +172,9 @@ pub enum Team<'a> {
     Scoped(usize),
     /// Every thread of a persistent pool, or only the calling thread (`None`).
     Pool(Option<&'a rayon::ThreadPool>),
+    /// The crew's workers on these cores (thread index `t` on `cores[t]`, index 0 on the
+    /// calling thread).
+    Crew(&'a Crew, &'a [usize]),
 }
 
 impl Team<'_> {
@@ -178,6 +184,7 @@ impl Team<'_> {
             Team::Scoped(n) => (*n).max(1),
             Team::Pool(None) => 1,
             Team::Pool(Some(p)) => p.current_num_threads(),
+            Team::Crew(_, cores) => cores.len().max(1),
         }
     }
 }
@@ -187,6 +194,25 @@ fn check_len(index: usize, have: usize, need: usize) -> Result<(), LoadError> {
         return Err(LoadError::ShortBuffer { index, have, need });
     }
     Ok(())
+}
+
+/// A closure lent to the crew's threads for the duration of one `Crew::run`.
+#[derive(Clone, Copy)]
+pub(crate) struct Lent(&'static (dyn Fn(usize) + Sync));
+
+impl Lent {
+    pub(crate) fn call(&self, index: usize) {
+        (self.0)(index)
+    }
+}
+
+/// Lends `f` to other threads (invariant 7: only `Crew::run` calls this, and it outlives every
+/// use of the result).
+pub(crate) fn lend(f: &(dyn Fn(usize) + Sync)) -> Lent {
+    // SAFETY: extends the borrow's lifetime only; `Crew::run` keeps `f` alive until every job
+    // holding the returned value has finished (invariant 7), and `f` is `Sync`, so calling it
+    // from several threads at once is allowed.
+    Lent(unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(f) })
 }
 
 /// A whole file mapped read-only (bundles are read zero-copy through it).

@@ -1,8 +1,14 @@
 //! `veltair-run`: the runtime's command line. `infer` runs a bundle on inputs in the ONNX
-//! backend-test layout and compares with the expected outputs. The runtime links the bundle
-//! reader, the plan executor and the kernel loader only: no Cranelift, no ONNX importer.
+//! backend-test layout and compares with the expected outputs; `bench` measures the scheduling
+//! policies' QPS-at-QoS on this machine; `simulate` replays them on a modelled machine. The runtime links the bundle reader, the plan executor and
+//! the kernel loader only: no Cranelift, no ONNX importer.
 
+mod bench;
 mod infer;
+mod simulate;
+mod svg;
+mod table;
+mod tenants;
 mod testdata;
 
 use clap::{Parser, Subcommand};
@@ -22,11 +28,24 @@ enum Command {
     /// Exit status: 0 when every output is within tolerance, 1 when one mismatches, 2 when the
     /// bundle or the data cannot be loaded or run.
     Infer(infer::InferArgs),
+    /// Compare scheduling policies in a discrete-event simulation driven by the bundles'
+    /// profiles, on any number of cores (modelled figures, labelled as such).
+    ///
+    /// Exit status: 0, or 2 when a bundle or an argument is unusable.
+    Simulate(simulate::SimulateArgs),
+    /// Measure each scheduling policy's QPS-at-QoS on this machine: the same seeded Poisson
+    /// trace over the mix replayed in real time at searched rates; prints the table and writes
+    /// JSON and SVG.
+    ///
+    /// Exit status: 0, or 2 when a bundle or an argument is unusable.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Infer(args) => infer::infer(&args),
+        Command::Simulate(args) => simulate::run(&args).map(|()| true),
+        Command::Bench(args) => bench::run(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,0 +1,149 @@
+//! The in-process engine: tenants loaded once, a crew of workers pinned one per core, and the
+//! scheduler behind one lock (`dispatch`). Each block the scheduler starts is led by the worker
+//! of its first core, which runs the block's layers one after another, every layer on exactly
+//! the block's cores (thread index `t` on core `t` of the block), and reports their times back.
+//! Submission is bounded per model: a full model answers "busy" at once instead of queueing
+//! without limit.
+
+mod dispatch;
+mod tenant;
+
+pub use tenant::Tenant;
+
+use crate::sched::{Policy, SchedStats};
+use dispatch::Dispatch;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use veltair_load::Crew;
+
+/// Owned input data of one query, in the model's input order.
+#[derive(Clone, Debug)]
+pub enum Input {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+/// What a query returns: the model's outputs, or why it failed.
+pub type Reply = Result<Vec<Vec<f32>>, String>;
+
+/// Why a query was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("no model `{0}`")]
+    UnknownModel(String),
+    #[error("server busy")]
+    Busy,
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// One answered query, for benchmarks and metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct Completion {
+    pub model: usize,
+    /// Seconds since the engine started.
+    pub arrival: f64,
+    pub finish: f64,
+}
+
+/// State shared by the engine handle, the dispatcher and the block leaders.
+pub(crate) struct Shared {
+    pub tenants: Vec<Tenant>,
+    pub crew: Crew,
+    pub start: Instant,
+    pub in_flight: Vec<AtomicUsize>,
+    pub accepting: AtomicBool,
+    pub completions: Mutex<Vec<Completion>>,
+    dispatch: Mutex<Dispatch>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Dispatch> {
+        self.dispatch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// Starts an engine serving `tenants` under `policy` on `cores` cores; `scale` is the
+    /// typical slowdown of each contention level.
+    pub fn start(tenants: Vec<Tenant>, policy: Policy, cores: usize, scale: Vec<f64>) -> std::io::Result<Engine> {
+        let in_flight = tenants.iter().map(|_| AtomicUsize::new(0)).collect();
+        let profiles = tenants.iter().map(|t| t.profile.clone()).collect();
+        let shared = Arc::new(Shared {
+            crew: Crew::new(cores)?,
+            tenants,
+            start: Instant::now(),
+            in_flight,
+            accepting: AtomicBool::new(true),
+            completions: Mutex::new(Vec::new()),
+            dispatch: Mutex::new(Dispatch::new(profiles, policy, cores, scale)),
+        });
+        Ok(Engine { shared })
+    }
+
+    pub fn tenants(&self) -> &[Tenant] {
+        &self.shared.tenants
+    }
+
+    /// The index of the model called `name`.
+    pub fn model(&self, name: &str) -> Option<usize> {
+        self.shared.tenants.iter().position(|t| t.name == name)
+    }
+
+    /// Queues one query of `model`; `reply` is called exactly once with its outputs. Fails at
+    /// once when the model has `capacity` queries in flight or the engine is draining.
+    pub fn submit(
+        &self,
+        model: usize,
+        inputs: Vec<Input>,
+        reply: Box<dyn FnOnce(Reply) + Send>,
+    ) -> Result<(), SubmitError> {
+        let tenant = self.shared.tenants.get(model).ok_or_else(|| SubmitError::UnknownModel(model.to_string()))?;
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let count = &self.shared.in_flight[model];
+        if count.fetch_add(1, Ordering::AcqRel) >= tenant.capacity {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return Err(SubmitError::Busy);
+        }
+        let arrival = self.shared.start.elapsed().as_secs_f64();
+        dispatch::arrive(&self.shared, model, inputs, reply, arrival);
+        Ok(())
+    }
+
+    /// Queries accepted and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.iter().map(|c| c.load(Ordering::Acquire)).sum()
+    }
+
+    /// Every query answered so far (and forgets them).
+    pub fn take_completions(&self) -> Vec<Completion> {
+        std::mem::take(&mut *self.shared.completions.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The scheduler's counters.
+    pub fn stats(&self) -> SchedStats {
+        self.shared.lock().stats()
+    }
+
+    /// Stops accepting queries and returns once every accepted one is answered.
+    pub fn drain(&self) {
+        self.shared.accepting.store(false, Ordering::Release);
+        while self.in_flight() > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.drain();
+    }
+}

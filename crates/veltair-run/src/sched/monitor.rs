@@ -1,0 +1,136 @@
+//! The contention estimate, from software signals only (no hardware counters here):
+//! - observed: each executed layer's latency over its profiled solo latency at the same width
+//!   and version, smoothed (exponentially weighted), mapped onto the profiles' level scale;
+//! - predicted: the pressure of the layers running right now on other cores, from their
+//!   modelled working sets.
+//!
+//! The estimate is the mean of the two levels once layers have been observed, the predicted
+//! level before.
+
+/// Weight of the newest observation in the smoothed slowdown.
+const ALPHA: f64 = 0.2;
+/// A layer whose working set reaches this many bytes (a core's L2 here) presses on the shared
+/// cache and memory with full weight; smaller ones proportionally less.
+pub const PRESSURE_BYTES: f64 = (1u64 << 20) as f64;
+
+/// The running estimate.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// Typical slowdown at each level (index 0 = 1.0), non-decreasing.
+    scale: Vec<f64>,
+    smoothed: f64,
+    observations: u64,
+}
+
+impl Monitor {
+    /// A monitor over `scale`: the typical slowdown of each level, level 0 first.
+    pub fn new(scale: Vec<f64>) -> Monitor {
+        let mut envelope = 1.0f64;
+        let scale = std::iter::once(1.0)
+            .chain(scale.into_iter().skip(1).map(|s| {
+                envelope = envelope.max(if s.is_finite() { s } else { 1.0 });
+                envelope
+            }))
+            .collect();
+        Monitor { scale, smoothed: 1.0, observations: 0 }
+    }
+
+    /// Highest level of the scale.
+    pub fn levels(&self) -> usize {
+        self.scale.len() - 1
+    }
+
+    /// Records a layer that took `observed` seconds where its profile says `solo`.
+    pub fn observe(&mut self, observed: f64, solo: f64) {
+        if !(observed > 0.0 && solo > 0.0 && observed.is_finite() && solo.is_finite()) {
+            return;
+        }
+        let slowdown = (observed / solo).clamp(0.5, 10.0);
+        self.smoothed =
+            if self.observations == 0 { slowdown } else { ALPHA * slowdown + (1.0 - ALPHA) * self.smoothed };
+        self.observations += 1;
+    }
+
+    /// The smoothed observed slowdown.
+    pub fn slowdown(&self) -> f64 {
+        self.smoothed
+    }
+
+    /// The level whose typical slowdown is nearest the observed one (ties upward).
+    pub fn observed_level(&self) -> usize {
+        let mut level = 0;
+        for l in 1..self.scale.len() {
+            if self.smoothed >= (self.scale[l - 1] + self.scale[l]) / 2.0 && self.scale[l] > self.scale[l - 1] {
+                level = l;
+            }
+        }
+        level
+    }
+
+    /// The estimate given the `predicted` level from what is running now.
+    pub fn level(&self, predicted: usize) -> usize {
+        let predicted = predicted.min(self.levels());
+        if self.observations == 0 {
+            predicted
+        } else {
+            (self.observed_level() + predicted).div_ceil(2)
+        }
+    }
+}
+
+/// The level that co-runners with `pressures` (each: working-set weight in 0..=1 times the
+/// cores it holds) cause for a layer on `own` of `cores` cores, on a scale of `levels`.
+pub fn predicted_level(pressures: f64, own: usize, cores: usize, levels: usize) -> usize {
+    let others = cores.saturating_sub(own);
+    if others == 0 || levels == 0 {
+        return 0;
+    }
+    let fraction = (pressures / others as f64).clamp(0.0, 1.0);
+    (fraction * levels as f64).round() as usize
+}
+
+/// Pressure weight of a layer with working set `footprint` bytes.
+pub fn pressure(footprint: u64) -> f64 {
+    (footprint as f64 / PRESSURE_BYTES).clamp(0.1, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observed_slowdowns_map_onto_the_scale() {
+        let mut m = Monitor::new(vec![1.0, 1.1, 1.3, 1.6]);
+        assert_eq!(m.level(2), 2, "no observation yet: the prediction");
+        for _ in 0..50 {
+            m.observe(1.6e-3, 1e-3);
+        }
+        assert_eq!(m.observed_level(), 3);
+        assert_eq!(m.level(1), 2, "mean of observed 3 and predicted 1, rounded up");
+        for _ in 0..50 {
+            m.observe(1e-3, 1e-3);
+        }
+        assert_eq!(m.observed_level(), 0);
+        m.observe(f64::NAN, 1e-3);
+        m.observe(1e-3, 0.0);
+        assert!(m.slowdown() < 1.01);
+    }
+
+    #[test]
+    fn flat_or_broken_scales_never_claim_contention() {
+        let mut m = Monitor::new(vec![1.0, 1.0, f64::NAN, 0.5]);
+        m.observe(5e-3, 1e-3);
+        assert_eq!(m.observed_level(), 0);
+        assert_eq!(m.levels(), 3);
+    }
+
+    #[test]
+    fn prediction_needs_other_cores_and_pressure() {
+        assert_eq!(predicted_level(1.0, 2, 2, 3), 0, "a block holding every core has no co-runner");
+        assert_eq!(predicted_level(1.0, 1, 2, 3), 3);
+        assert_eq!(predicted_level(0.1, 1, 2, 3), 0);
+        assert_eq!(predicted_level(16.0, 32, 64, 3), 2);
+        assert_eq!(pressure(4 << 20), 1.0);
+        assert_eq!(pressure(0), 0.1);
+    }
+}

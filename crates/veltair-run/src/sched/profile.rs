@@ -1,0 +1,239 @@
+//! What the scheduler knows about a model: per layer its MACs and, per version, the latency at
+//! each (width, contention level) the compiler measured. Cells it did not measure are modelled,
+//! and every model used is stated where it is computed:
+//! - another level at a measured width: the solo latency times the slowdown the same version
+//!   showed at that level at the widest width measured there;
+//! - a wider width than measured: Amdahl's law fitted to the two widest measured widths
+//!   (`t(w) = s + p / w`), or, with one measured width, a 90% parallel fraction;
+//! - nothing measured (`--tune none`): a nominal 40 GFLOP/s per core plus 10 µs per layer.
+
+use veltair_bundle::Latency;
+use veltair_exec::Plan;
+
+/// Nominal per-core rate for unmeasured layers (FLOP/s).
+const NOMINAL_RATE: f64 = 40e9;
+/// Nominal fixed cost of one layer call (seconds).
+const NOMINAL_OVERHEAD: f64 = 10e-6;
+/// Parallel fraction assumed when only one width was measured.
+const DEFAULT_PARALLEL_FRACTION: f64 = 0.9;
+
+/// One model's profile.
+#[derive(Clone, Debug)]
+pub struct ModelProfile {
+    pub name: String,
+    /// The latency target of one query (seconds).
+    pub qos: f64,
+    pub steps: Vec<StepProfile>,
+    /// The widest width the model's code supports.
+    pub max_width: usize,
+    /// The highest contention level any latency was measured at.
+    pub levels: usize,
+}
+
+/// One layer.
+#[derive(Clone, Debug)]
+pub struct StepProfile {
+    pub label: String,
+    pub macs: u64,
+    pub versions: Vec<VersionProfile>,
+}
+
+/// One version: its measured cells.
+#[derive(Clone, Debug, Default)]
+pub struct VersionProfile {
+    pub cells: Vec<Latency>,
+    /// Modelled working set (bytes), for the predicted pressure of co-running layers.
+    pub footprint: u64,
+}
+
+impl ModelProfile {
+    /// The profile of a plan loaded from a bundle, with latency target `qos` seconds.
+    pub fn from_plan(name: &str, plan: &Plan, qos: f64) -> ModelProfile {
+        let steps: Vec<StepProfile> = plan
+            .steps
+            .iter()
+            .map(|s| StepProfile {
+                label: s.label.clone(),
+                macs: s.macs,
+                versions: s
+                    .versions
+                    .iter()
+                    .map(|v| VersionProfile { cells: v.latencies.clone(), footprint: v.footprint })
+                    .collect(),
+            })
+            .collect();
+        let levels =
+            steps.iter().flat_map(|s| &s.versions).flat_map(|v| &v.cells).map(|c| c.level as usize).max().unwrap_or(0);
+        ModelProfile { name: name.to_string(), qos, steps, max_width: plan.max_threads.max(1), levels }
+    }
+
+    /// Latency of `version` of `step` at `width` and contention `level` (measured or modelled).
+    pub fn latency(&self, step: usize, version: usize, width: usize, level: usize) -> f64 {
+        let s = &self.steps[step];
+        let v = &s.versions[version];
+        let (w, l) = (width.max(1) as u32, level as u32);
+        if let Some(c) = v.cells.iter().find(|c| c.width == w && c.level == l) {
+            return c.seconds;
+        }
+        solo(v, s.macs, width.max(1)) * level_slowdown(v, l)
+    }
+
+    /// The version of `step` fastest at (`width`, `level`) and its latency.
+    pub fn best_version(&self, step: usize, width: usize, level: usize) -> (usize, f64) {
+        (0..self.steps[step].versions.len())
+            .map(|v| (v, self.latency(step, v, width, level)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, f64::INFINITY))
+    }
+
+    /// Latency of steps `range` at `width` and `level`, each at its best version there.
+    pub fn block_latency(&self, range: std::ops::Range<usize>, width: usize, level: usize) -> f64 {
+        range.map(|i| self.best_version(i, width, level).1).sum()
+    }
+
+    /// The whole model's latency at `width`, solo.
+    pub fn solo(&self, width: usize) -> f64 {
+        self.block_latency(0..self.steps.len(), width, 0)
+    }
+
+    /// The smallest width (up to `max`) whose solo latency for `step` is within 10% of the
+    /// fastest: the width the layer makes good use of.
+    pub fn preferred_width(&self, step: usize, max: usize) -> usize {
+        let widths = 1..=max.max(1);
+        let best = widths.clone().map(|w| self.best_version(step, w, 0).1).fold(f64::INFINITY, f64::min);
+        widths.into_iter().find(|&w| self.best_version(step, w, 0).1 <= 1.1 * best).unwrap_or(1)
+    }
+}
+
+/// The typical slowdown of each contention level over `models` (level 0 first): the median,
+/// over every version and width measured at that level, of its latency there over its solo
+/// latency at the same width.
+pub fn level_scale(models: &[ModelProfile]) -> Vec<f64> {
+    let levels = models.iter().map(|m| m.levels).max().unwrap_or(0);
+    let mut scale = vec![1.0];
+    for level in 1..=levels as u32 {
+        let mut ratios: Vec<f64> = models
+            .iter()
+            .flat_map(|m| &m.steps)
+            .flat_map(|s| &s.versions)
+            .flat_map(|v| {
+                v.cells.iter().filter(move |c| c.level == level).filter_map(move |c| {
+                    let base = v.cells.iter().find(|b| b.width == c.width && b.level == 0)?;
+                    (base.seconds > 0.0 && c.seconds.is_finite()).then(|| c.seconds / base.seconds)
+                })
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        scale.push(ratios.get(ratios.len() / 2).copied().unwrap_or(1.0));
+    }
+    scale
+}
+
+/// Solo latency of `v` at `width`: measured, Amdahl-extrapolated, or nominal.
+fn solo(v: &VersionProfile, macs: u64, width: usize) -> f64 {
+    let mut measured: Vec<(usize, f64)> =
+        v.cells.iter().filter(|c| c.level == 0).map(|c| (c.width as usize, c.seconds)).collect();
+    measured.sort_by_key(|m| m.0);
+    if let Some(&(_, t)) = measured.iter().find(|m| m.0 == width) {
+        return t;
+    }
+    let (serial, parallel) = match measured.as_slice() {
+        [] => {
+            let t1 = 2.0 * macs as f64 / NOMINAL_RATE;
+            (NOMINAL_OVERHEAD + (1.0 - DEFAULT_PARALLEL_FRACTION) * t1, DEFAULT_PARALLEL_FRACTION * t1)
+        }
+        [(w, t)] => {
+            let t1 = t * amdahl_speedup(*w);
+            ((1.0 - DEFAULT_PARALLEL_FRACTION) * t1, DEFAULT_PARALLEL_FRACTION * t1)
+        }
+        [.., (w1, t1), (w2, t2)] => {
+            // t = s + p / w through both points; no negative parts.
+            let (a, b) = (1.0 / *w1 as f64, 1.0 / *w2 as f64);
+            let p = ((t1 - t2) / (a - b)).max(0.0);
+            ((t2 - p * b).max(0.0), p)
+        }
+    };
+    serial + parallel / width as f64
+}
+
+/// Speedup at `w` under the default parallel fraction.
+fn amdahl_speedup(w: usize) -> f64 {
+    1.0 / ((1.0 - DEFAULT_PARALLEL_FRACTION) + DEFAULT_PARALLEL_FRACTION / w as f64)
+}
+
+/// The slowdown `v` showed at `level` (at the widest width measured at that level), 1 if none.
+fn level_slowdown(v: &VersionProfile, level: u32) -> f64 {
+    if level == 0 {
+        return 1.0;
+    }
+    v.cells
+        .iter()
+        .filter(|c| c.level == level)
+        .max_by_key(|c| c.width)
+        .and_then(|c| {
+            let base = v.cells.iter().find(|b| b.width == c.width && b.level == 0)?;
+            (base.seconds > 0.0).then(|| (c.seconds / base.seconds).max(1.0))
+        })
+        .unwrap_or(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(list: &[(u32, u32, f64)]) -> Vec<Latency> {
+        list.iter().map(|&(width, level, seconds)| Latency { width, level, seconds }).collect()
+    }
+
+    fn profile(versions: Vec<Vec<Latency>>, macs: u64) -> ModelProfile {
+        let versions = versions.into_iter().map(|cells| VersionProfile { cells, footprint: 0 }).collect();
+        ModelProfile {
+            name: "m".into(),
+            qos: 1.0,
+            steps: vec![StepProfile { label: "s".into(), macs, versions }],
+            max_width: 2,
+            levels: 3,
+        }
+    }
+
+    #[test]
+    fn measured_cells_are_used_as_is() {
+        let p = profile(vec![cells(&[(1, 0, 4.0), (1, 3, 6.0), (2, 0, 2.5)])], 0);
+        assert_eq!(p.latency(0, 0, 1, 0), 4.0);
+        assert_eq!(p.latency(0, 0, 1, 3), 6.0);
+        assert_eq!(p.latency(0, 0, 2, 0), 2.5);
+    }
+
+    #[test]
+    fn unmeasured_cells_follow_the_stated_models() {
+        let p = profile(vec![cells(&[(1, 0, 4.0), (1, 3, 6.0), (2, 0, 2.5)])], 0);
+        // Level 3 at width 2: solo 2.5 times the 1.5x slowdown seen at width 1.
+        assert!((p.latency(0, 0, 2, 3) - 3.75).abs() < 1e-12);
+        // Width 4 from t = s + p/w through (1, 4.0) and (2, 2.5): p = 3, s = 1.
+        assert!((p.latency(0, 0, 4, 0) - 1.75).abs() < 1e-12);
+        // Nothing measured: nominal rate.
+        let n = profile(vec![vec![]], 20_000_000);
+        let t1 = n.latency(0, 0, 1, 0);
+        assert!((t1 - (NOMINAL_OVERHEAD + 1e-3)).abs() < 1e-9, "{t1}");
+        assert!(n.latency(0, 0, 2, 0) < t1);
+    }
+
+    #[test]
+    fn level_scale_is_the_median_ratio() {
+        let p = profile(
+            vec![cells(&[(1, 0, 1.0), (1, 1, 1.2), (1, 2, 2.0)]), cells(&[(1, 0, 1.0), (1, 1, 1.4), (1, 2, 1.5)])],
+            0,
+        );
+        assert_eq!(level_scale(&[p.clone(), p]), vec![1.0, 1.4, 2.0, 1.0], "level 3 was not measured");
+    }
+
+    #[test]
+    fn best_version_and_preferred_width() {
+        let p = profile(vec![cells(&[(1, 0, 4.0), (2, 0, 3.9)]), cells(&[(1, 0, 5.0), (2, 0, 2.0)])], 0);
+        assert_eq!(p.best_version(0, 1, 0), (0, 4.0));
+        assert_eq!(p.best_version(0, 2, 0), (1, 2.0));
+        assert_eq!(p.preferred_width(0, 2), 2);
+        let flat = profile(vec![cells(&[(1, 0, 4.0), (2, 0, 3.9)])], 0);
+        assert_eq!(flat.preferred_width(0, 2), 1, "within 10% of the best at one core");
+    }
+}

@@ -1,0 +1,286 @@
+//! The scheduler as a state machine shared by the real runtime and the simulator: queries
+//! arrive, `schedule` starts every block that can start now (first come, first served: when the
+//! oldest waiting query cannot start, nobody behind it does), `block_done` returns a block's
+//! cores and feeds its layer timings to the contention monitor. It never touches threads or
+//! clocks itself: callers pass the time.
+
+use super::cores::CoreSet;
+use super::monitor::{predicted_level, pressure, Monitor};
+use super::policy::{Granularity, Policy, VersionPolicy};
+use super::profile::ModelProfile;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::time::Instant;
+
+/// A query, numbered in arrival order.
+pub type QueryId = u64;
+
+/// A block the scheduler started: steps `steps` of query `query` on `cores`, layer `i` running
+/// version `versions[i - steps.start]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockStart {
+    pub id: u64,
+    pub query: QueryId,
+    pub model: usize,
+    pub steps: Range<usize>,
+    pub cores: Vec<usize>,
+    pub versions: Vec<usize>,
+    /// The contention level the versions were chosen for.
+    pub level: usize,
+}
+
+/// A query the scheduler finished.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueryDone {
+    pub query: QueryId,
+    pub model: usize,
+    pub arrival: f64,
+}
+
+/// Counters for reports and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct SchedStats {
+    pub blocks: u64,
+    /// Blocks that ran on fewer cores than their plan asked for.
+    pub conflicts: u64,
+    /// How often each (model, step, version) was chosen.
+    pub version_choices: HashMap<(usize, usize, usize), u64>,
+    /// Layer runs whose version differs from the solo-best version at the width they got (the
+    /// choices contention made).
+    pub contention_choices: u64,
+    /// Layer runs in all.
+    pub layer_runs: u64,
+    /// Wall time spent inside `arrive`, `schedule` and `block_done`.
+    pub decision_seconds: f64,
+}
+
+struct Query {
+    model: usize,
+    arrival: f64,
+    next_step: usize,
+    /// Model-wise: the width chosen at the first block.
+    width: Option<usize>,
+}
+
+struct Running {
+    query: QueryId,
+    model: usize,
+    steps: Range<usize>,
+    versions: Vec<usize>,
+    cores: Vec<usize>,
+    /// Working-set weight times cores held.
+    pressure: f64,
+}
+
+/// The scheduler.
+pub struct Scheduler {
+    policy: Policy,
+    models: Vec<ModelProfile>,
+    cores: CoreSet,
+    queries: HashMap<QueryId, Query>,
+    waiting: BTreeSet<QueryId>,
+    running: HashMap<u64, Running>,
+    monitor: Monitor,
+    next_query: QueryId,
+    next_block: u64,
+    stats: SchedStats,
+}
+
+impl Scheduler {
+    /// A scheduler for `models` on `cores` cores; `scale` is the typical slowdown of each
+    /// contention level (level 0 first).
+    pub fn new(policy: Policy, models: Vec<ModelProfile>, cores: usize, scale: Vec<f64>) -> Scheduler {
+        Scheduler {
+            policy,
+            models,
+            cores: CoreSet::new(cores.max(1)),
+            queries: HashMap::new(),
+            waiting: BTreeSet::new(),
+            running: HashMap::new(),
+            monitor: Monitor::new(scale),
+            next_query: 0,
+            next_block: 0,
+            stats: SchedStats::default(),
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    pub fn models(&self) -> &[ModelProfile] {
+        &self.models
+    }
+
+    pub fn stats(&self) -> &SchedStats {
+        &self.stats
+    }
+
+    /// The current contention estimate for a block on one core (for metrics).
+    pub fn contention_level(&self) -> usize {
+        self.monitor.level(self.predicted(1))
+    }
+
+    /// Queries arrived and not finished.
+    pub fn in_flight(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Registers a query of `model` arriving at `now`.
+    pub fn arrive(&mut self, model: usize, now: f64) -> QueryId {
+        let start = Instant::now();
+        let id = self.next_query;
+        self.next_query += 1;
+        self.queries.insert(id, Query { model, arrival: now, next_step: 0, width: None });
+        self.waiting.insert(id);
+        self.stats.decision_seconds += start.elapsed().as_secs_f64();
+        id
+    }
+
+    /// Starts every block that can start at `now`, oldest query first.
+    pub fn schedule(&mut self, now: f64) -> Vec<BlockStart> {
+        let start = Instant::now();
+        let mut started = Vec::new();
+        while let Some(&qid) = self.waiting.first() {
+            match self.next_block(qid, now) {
+                Some(block) => {
+                    self.waiting.remove(&qid);
+                    started.push(block);
+                }
+                None => break,
+            }
+        }
+        self.stats.decision_seconds += start.elapsed().as_secs_f64();
+        started
+    }
+
+    /// Ends block `id`, whose layers took `step_seconds`; returns the query when it is complete.
+    pub fn block_done(&mut self, id: u64, step_seconds: &[f64]) -> Option<QueryDone> {
+        let start = Instant::now();
+        let done = self.finish_block(id, step_seconds);
+        self.stats.decision_seconds += start.elapsed().as_secs_f64();
+        done
+    }
+
+    fn finish_block(&mut self, id: u64, step_seconds: &[f64]) -> Option<QueryDone> {
+        let block = self.running.remove(&id)?;
+        self.cores.give_back(&block.cores);
+        let profile = &self.models[block.model];
+        let width = block.cores.len();
+        for ((step, &version), &seconds) in block.steps.clone().zip(&block.versions).zip(step_seconds) {
+            self.monitor.observe(seconds, profile.latency(step, version, width, 0));
+        }
+        let q = self.queries.get_mut(&block.query)?;
+        q.next_step = block.steps.end;
+        if q.next_step >= profile.steps.len() {
+            let q = self.queries.remove(&block.query)?;
+            return Some(QueryDone { query: block.query, model: q.model, arrival: q.arrival });
+        }
+        self.waiting.insert(block.query);
+        None
+    }
+
+    /// Predicted contention level for a new block on `own` cores, from the running blocks.
+    fn predicted(&self, own: usize) -> usize {
+        let pressures: f64 = self.running.values().map(|r| r.pressure).sum();
+        predicted_level(pressures, own, self.cores.total(), self.monitor.levels())
+    }
+
+    /// Plans and, if the cores are there, starts the next block of `qid`.
+    fn next_block(&mut self, qid: QueryId, now: f64) -> Option<BlockStart> {
+        let q = self.queries.get(&qid)?;
+        let (model, first, arrival, fixed) = (q.model, q.next_step, q.arrival, q.width);
+        let p = &self.models[model];
+        let max = p.max_width.min(self.cores.total()).max(1);
+        let free = self.cores.free();
+        if free == 0 {
+            return None;
+        }
+        let level = self.monitor.level(self.predicted(1));
+        let budget = (arrival + p.qos - now).max(0.0);
+        let remaining_macs: u64 = p.steps[first..].iter().map(|s| s.macs.max(1)).sum();
+        let share = |range: &Range<usize>| {
+            budget * p.steps[range.clone()].iter().map(|s| s.macs.max(1)).sum::<u64>() as f64 / remaining_macs as f64
+        };
+        let fitting = |range: &Range<usize>, limit: f64| {
+            (1..=max).find(|&w| p.block_latency(range.clone(), w, level) <= limit).unwrap_or(max)
+        };
+        let (steps, width, conflict) = match self.policy.granularity {
+            Granularity::ModelWise => {
+                let range = first..p.steps.len();
+                let width = fixed.unwrap_or_else(|| fitting(&(0..p.steps.len()), p.qos));
+                if free < width {
+                    return None;
+                }
+                (range, width, false)
+            }
+            Granularity::LayerWise => {
+                let range = first..first + 1;
+                let want = fitting(&range, share(&range));
+                (range, want.min(free), want > free)
+            }
+            Granularity::LayerBlock => {
+                let range = self.block_range(model, first, max);
+                let limit = share(&range);
+                let want = fitting(&range, limit);
+                if want <= free {
+                    (range, want, false)
+                } else if p.block_latency(range.clone(), free, level) <= limit {
+                    (range, free, true)
+                } else {
+                    return None;
+                }
+            }
+        };
+        let cores = self.cores.take(width)?;
+        let version_level = match self.policy.versions {
+            VersionPolicy::Adaptive => self.monitor.level(self.predicted(width)),
+            VersionPolicy::SoloBest => 0,
+        };
+        let p = &self.models[model];
+        let versions: Vec<usize> = steps.clone().map(|i| p.best_version(i, width, version_level).0).collect();
+        for (i, &v) in steps.clone().zip(&versions) {
+            *self.stats.version_choices.entry((model, i, v)).or_default() += 1;
+            self.stats.layer_runs += 1;
+            if version_level > 0 && v != p.best_version(i, width, 0).0 {
+                self.stats.contention_choices += 1;
+            }
+        }
+        let footprint = steps.clone().zip(&versions).map(|(i, &v)| p.steps[i].versions[v].footprint).max().unwrap_or(0);
+        self.stats.blocks += 1;
+        self.stats.conflicts += conflict as u64;
+        if let Some(q) = self.queries.get_mut(&qid) {
+            q.width.get_or_insert(width);
+        }
+        let id = self.next_block;
+        self.next_block += 1;
+        self.running.insert(
+            id,
+            Running {
+                query: qid,
+                model,
+                steps: steps.clone(),
+                versions: versions.clone(),
+                cores: cores.clone(),
+                pressure: pressure(footprint) * width as f64,
+            },
+        );
+        Some(BlockStart { id, query: qid, model, steps, cores, versions, level: version_level })
+    }
+
+    /// The block of consecutive layers from `first` whose preferred widths stay within the
+    /// closeness threshold of the first one's. The threshold grows with load: 0 when nothing
+    /// else waits (every change of preferred width starts a block), up to `max` (one block
+    /// for the rest of the model) when as many queries wait as there are cores.
+    fn block_range(&self, model: usize, first: usize, max: usize) -> Range<usize> {
+        let p = &self.models[model];
+        let load = self.waiting.len().saturating_sub(1) as f64 / self.cores.total() as f64;
+        let threshold = (load.min(1.0) * max as f64).round() as usize;
+        let anchor = p.preferred_width(first, max);
+        let mut end = first + 1;
+        while end < p.steps.len() && p.preferred_width(end, max).abs_diff(anchor) <= threshold {
+            end += 1;
+        }
+        first..end
+    }
+}

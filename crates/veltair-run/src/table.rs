@@ -1,0 +1,95 @@
+//! The policy comparison table `bench` and `simulate` print and write as JSON: per policy its
+//! QPS-at-QoS and, at that rate, mean/p50/p99 latency, conflict rate and version choices.
+
+use serde_json::{json, Value};
+use veltair_run::sched::{quantile, Outcome, SchedStats};
+
+/// One policy's row.
+pub struct Row {
+    pub policy: String,
+    /// Highest rate (queries/s) with at least 99% of queries within QoS.
+    pub qps_at_qos: f64,
+    /// The replay at that rate.
+    pub outcome: Outcome,
+    pub stats: SchedStats,
+}
+
+impl Row {
+    fn latency_ms(&self, q: f64) -> f64 {
+        quantile(&self.outcome.latencies(), q) * 1e3
+    }
+
+    fn mean_ms(&self) -> f64 {
+        let l = self.outcome.latencies();
+        if l.is_empty() {
+            return f64::NAN;
+        }
+        l.iter().sum::<f64>() / l.len() as f64 * 1e3
+    }
+
+    fn conflict_rate(&self) -> f64 {
+        self.stats.conflicts as f64 / self.stats.blocks.max(1) as f64
+    }
+
+    /// Share of layer runs whose version was chosen for contention (not the solo best at the
+    /// width they got).
+    fn other_versions(&self) -> f64 {
+        self.stats.contention_choices as f64 / self.stats.layer_runs.max(1) as f64
+    }
+
+    /// Scheduler time per query over mean latency.
+    fn overhead(&self) -> f64 {
+        let queries = self.outcome.queries.len().max(1) as f64;
+        self.stats.decision_seconds / queries / (self.mean_ms() / 1e3)
+    }
+}
+
+/// The table as text; gains are relative to the first row named `model-wise`, if any.
+pub fn render(rows: &[Row], title: &str) -> String {
+    let base = rows.iter().find(|r| r.policy == "model-wise").map(|r| r.qps_at_qos);
+    let mut out = format!("{title}\n");
+    out.push_str(&format!(
+        "{:<22} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}\n",
+        "policy", "QPS@QoS", "vs MW", "mean ms", "p50 ms", "p99 ms", "conflicts", "contended", "sched"
+    ));
+    for r in rows {
+        let gain = base
+            .filter(|b| *b > 0.0)
+            .map_or("—".to_string(), |b| format!("{:+.0}%", (r.qps_at_qos / b - 1.0) * 100.0));
+        out.push_str(&format!(
+            "{:<22} {:>11.1} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>8.1}% {:>9.1}% {:>8.3}%\n",
+            r.policy,
+            r.qps_at_qos,
+            gain,
+            r.mean_ms(),
+            r.latency_ms(0.5),
+            r.latency_ms(0.99),
+            r.conflict_rate() * 100.0,
+            r.other_versions() * 100.0,
+            r.overhead() * 100.0
+        ));
+    }
+    out
+}
+
+/// The rows as JSON.
+pub fn to_json(rows: &[Row]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "policy": r.policy,
+                    "qps_at_qos": r.qps_at_qos,
+                    "queries": r.outcome.queries.len(),
+                    "mean_ms": r.mean_ms(),
+                    "p50_ms": r.latency_ms(0.5),
+                    "p99_ms": r.latency_ms(0.99),
+                    "conflict_rate": r.conflict_rate(),
+                    "contention_version_share": r.other_versions(),
+                    "scheduler_overhead": r.overhead(),
+                    "blocks": r.stats.blocks,
+                })
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,81 @@
+//! Which models a run serves and at what latency targets: `--model NAME=FILE[:QOS_MS]`
+//! (repeatable), or `--mix light|medium|heavy|M1,M2,...` over a directory of `NAME.vbundle`
+//! files. A model without a target gets a stated multiple of its solo latency at the widest
+//! width its bundle was measured at.
+
+use std::path::{Path, PathBuf};
+use veltair_exec::{open_bundle, Plan};
+use veltair_run::sched::ModelProfile;
+
+/// The light mix of the VELTAIR evaluation.
+pub const LIGHT: &[&str] = &["mobilenetv2", "efficientnet_b0", "tiny_yolov2"];
+/// The heavy mix.
+pub const HEAVY: &[&str] = &["resnet50", "googlenet", "bert_base"];
+
+/// A `NAME=FILE[:QOS_MS]` argument.
+#[derive(Clone, Debug)]
+pub struct ModelArg {
+    pub name: String,
+    pub file: PathBuf,
+    pub qos_ms: Option<f64>,
+}
+
+impl std::str::FromStr for ModelArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s.split_once('=').ok_or_else(|| format!("expected NAME=FILE[:QOS_MS], got `{s}`"))?;
+        let (file, qos_ms) = match rest.rsplit_once(':') {
+            Some((f, q)) if q.parse::<f64>().is_ok() => {
+                let q: f64 = q.parse().map_err(|_| format!("`{q}` is not a number of milliseconds"))?;
+                if !(q > 0.0 && q.is_finite()) {
+                    return Err(format!("the QoS target in `{s}` must be a positive number of milliseconds"));
+                }
+                (f, Some(q))
+            }
+            _ => (rest, None),
+        };
+        if name.is_empty() || file.is_empty() {
+            return Err(format!("expected NAME=FILE[:QOS_MS], got `{s}`"));
+        }
+        Ok(ModelArg { name: name.to_string(), file: file.into(), qos_ms })
+    }
+}
+
+/// The models of a mix: `light`, `heavy`, `medium` (both) or a comma-separated list of names,
+/// each read from `DIR/NAME.vbundle`.
+pub fn mix(spec: &str, dir: &Path) -> Result<Vec<ModelArg>, String> {
+    let names: Vec<&str> = match spec {
+        "light" => LIGHT.to_vec(),
+        "heavy" => HEAVY.to_vec(),
+        "medium" => LIGHT.iter().chain(HEAVY).copied().collect(),
+        list => list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect(),
+    };
+    if names.is_empty() {
+        return Err(format!("the mix `{spec}` names no model"));
+    }
+    Ok(names
+        .into_iter()
+        .map(|n| ModelArg { name: n.to_string(), file: dir.join(format!("{n}.vbundle")), qos_ms: None })
+        .collect())
+}
+
+/// Opens every bundle (fully validated) and builds its profile; a missing target becomes
+/// `qos_factor` times the solo latency at the bundle's widest width.
+pub fn open(models: &[ModelArg], qos_factor: f64) -> Result<Vec<(Plan, ModelProfile)>, String> {
+    let mut seen = std::collections::HashSet::new();
+    models
+        .iter()
+        .map(|m| {
+            if !seen.insert(&m.name) {
+                return Err(format!("model `{}` is given twice", m.name));
+            }
+            let (plan, _) = open_bundle(&m.file).map_err(|e| e.to_string())?;
+            let mut profile = ModelProfile::from_plan(&m.name, &plan, 0.0);
+            profile.qos = match m.qos_ms {
+                Some(ms) => ms / 1e3,
+                None => qos_factor * profile.solo(profile.max_width),
+            };
+            Ok((plan, profile))
+        })
+        .collect()
+}

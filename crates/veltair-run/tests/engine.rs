@@ -1,0 +1,102 @@
+//! The engine on bundles of the committed zoo: many queries of several models in flight at
+//! once, under every policy, on this machine's cores (layers spread over the crew's pinned
+//! workers); every answer matches the onnxruntime outputs committed beside the model, every
+//! accepted query is answered, and a full model refuses more at once.
+
+mod zoo_support;
+
+use std::sync::mpsc::channel;
+use veltair_exec::{open_bundle, Feed};
+use veltair_ir::Tensor;
+use veltair_lower::feed;
+use veltair_run::engine::{Engine, Input, SubmitError, Tenant};
+use veltair_run::sched::{ModelProfile, Policy};
+use veltair_tests::{small_zoo, PreparedCase};
+use zoo_support::bundle;
+
+/// A zoo model's bundle, name and test case.
+type Model = (std::path::PathBuf, String, PreparedCase);
+
+fn inputs(case: &PreparedCase) -> Vec<Input> {
+    case.feeds[0]
+        .iter()
+        .map(|t| match feed(t).unwrap() {
+            Feed::F32(v) => Input::F32(v.to_vec()),
+            Feed::I64(v) => Input::I64(v.to_vec()),
+        })
+        .collect()
+}
+
+fn tenants(models: &[Model], capacity: usize) -> Vec<Tenant> {
+    models
+        .iter()
+        .map(|(path, name, _)| {
+            let (plan, _) = open_bundle(path).unwrap();
+            let profile = ModelProfile::from_plan(name, &plan, 0.05);
+            Tenant::new(plan, profile, capacity).unwrap()
+        })
+        .collect()
+}
+
+fn model(name: &str, versions: usize) -> Model {
+    let dir = small_zoo().into_iter().find(|d| d.ends_with(name)).unwrap();
+    let (path, _, case) = bundle(&dir, versions);
+    (path, name.to_string(), case)
+}
+
+#[test]
+fn concurrent_queries_match_onnxruntime_under_every_policy() {
+    let models: Vec<Model> = ["resnet50", "mobilenetv2", "bert_base"].iter().map(|n| model(n, 3)).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for policy in ["model-wise", "layer-wise", "layer-block", "veltair"] {
+        let engine =
+            Engine::start(tenants(&models, 64), Policy::parse(policy).unwrap(), cores, vec![1.0, 1.5]).unwrap();
+        let (tx, rx) = channel();
+        let rounds = 8;
+        for round in 0..rounds {
+            for (m, (_, _, case)) in models.iter().enumerate() {
+                let tx = tx.clone();
+                engine.submit(m, inputs(case), Box::new(move |reply| tx.send((round, m, reply)).unwrap())).unwrap();
+            }
+        }
+        drop(tx);
+        let answers: Vec<_> = rx.iter().collect();
+        assert_eq!(answers.len(), rounds * models.len(), "{policy}: every accepted query is answered");
+        for (round, m, reply) in answers {
+            let (_, name, case) = &models[m];
+            let outputs = reply.unwrap_or_else(|e| panic!("{policy}, {name}: {e}"));
+            for (got, want) in outputs.into_iter().zip(&case.expected[0]) {
+                let got = Tensor::from_f32(want.shape().to_vec(), got).unwrap();
+                let cmp = veltair_ref::compare(&got, want, 1e-3, 1e-4);
+                assert!(cmp.ok, "{policy}, {name} round {round}: {cmp:?}");
+            }
+        }
+        assert_eq!(engine.in_flight(), 0);
+        assert_eq!(engine.take_completions().len(), rounds * models.len());
+        assert!(engine.stats().blocks >= (rounds * models.len()) as u64);
+    }
+}
+
+#[test]
+fn a_full_model_refuses_at_once_and_answers_what_it_accepted() {
+    let models = vec![model("resnet50", 1)];
+    let engine = Engine::start(tenants(&models, 2), Policy::parse("veltair").unwrap(), 1, vec![1.0]).unwrap();
+    let (tx, rx) = channel();
+    let mut refused = 0;
+    for _ in 0..50 {
+        let tx = tx.clone();
+        match engine.submit(0, inputs(&models[0].2), Box::new(move |r| tx.send(r.is_ok()).unwrap())) {
+            Ok(()) => {}
+            Err(SubmitError::Busy) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    drop(tx);
+    let answered: Vec<bool> = rx.iter().collect();
+    assert!(refused > 0, "a capacity of 2 must refuse some of 50 immediate submissions");
+    assert_eq!(answered.len() + refused, 50);
+    assert!(answered.iter().all(|ok| *ok));
+    engine.drain();
+    let Err(e) = engine.submit(0, inputs(&models[0].2), Box::new(|_| {})) else { panic!("accepted while drained") };
+    assert_eq!(e, SubmitError::ShuttingDown);
+}

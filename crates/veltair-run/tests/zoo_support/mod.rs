@@ -1,0 +1,35 @@
+//! Test support: bundles of the committed zoo models built with the compiler's libraries (the
+//! runtime itself links none of them), written to a per-process scratch directory.
+
+use std::path::{Path, PathBuf};
+use veltair_bundle::Header;
+use veltair_codegen::{OptLevel, Target};
+use veltair_exec::to_bundle;
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
+use veltair_lower::{lower, LowerOptions};
+use veltair_tests::{prepare_case, PreparedCase};
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("veltair-run-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Writes a bundle of the zoo model in `dir` with up to `versions` versions per layer; returns
+/// its path, the most versions any layer has, and the prepared test case.
+pub fn bundle(dir: &Path, versions: usize) -> (PathBuf, usize, PreparedCase) {
+    let case = prepare_case(dir).unwrap();
+    let mut graph = case.graph.clone();
+    fold_batch_norm(&mut graph);
+    recognize_silu(&mut graph);
+    recognize_gelu(&mut graph);
+    fuse_epilogues(&mut graph);
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let plan = lower(&graph, &target, &LowerOptions { max_threads: 2, versions, ..LowerOptions::default() }).unwrap();
+    let most = plan.steps.iter().map(|s| s.versions.len()).max().unwrap();
+    let features = target.features().iter().map(|f| f.to_string()).collect();
+    let bytes = to_bundle(&plan, Header::new("test", "x86_64-unknown-linux-gnu", features)).unwrap();
+    let path = scratch(&format!("{}-{versions}.vbundle", dir.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&path, bytes).unwrap();
+    (path, most, case)
+}
