@@ -1,10 +1,12 @@
 //! `veltair-run`: the runtime's command line. `infer` runs a bundle on inputs in the ONNX
 //! backend-test layout and compares with the expected outputs; `bench` measures the scheduling
-//! policies' QPS-at-QoS on this machine; `simulate` replays them on a modelled machine. The runtime links the bundle reader, the plan executor and
+//! policies' QPS-at-QoS on this machine; `simulate` replays them on a modelled machine; `serve`
+//! answers KServe v2 requests. The runtime links the bundle reader, the plan executor and
 //! the kernel loader only: no Cranelift, no ONNX importer.
 
 mod bench;
 mod infer;
+mod serve_cmd;
 mod simulate;
 mod svg;
 mod table;
@@ -39,6 +41,12 @@ enum Command {
     ///
     /// Exit status: 0, or 2 when a bundle or an argument is unusable.
     Bench(bench::BenchArgs),
+    /// Serve bundles over KServe / Open Inference Protocol v2 REST (health, metadata, infer,
+    /// Prometheus /metrics) until SIGTERM, then answer what is in flight and exit.
+    ///
+    /// Exit status: 0 after a clean drain, 2 when a bundle, the address or an argument is
+    /// unusable.
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +54,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer::infer(&args),
         Command::Simulate(args) => simulate::run(&args).map(|()| true),
         Command::Bench(args) => bench::run(&args).map(|()| true),
+        Command::Serve(args) => serve_cmd::run(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -2,10 +2,12 @@
 //! and nested data and output filters, every kind of bad request (400 with a message, never
 //! reaching the backend), 413, 404, 500 from a failing backend, and /metrics.
 
+mod http_client;
 mod serve_support;
 
+use http_client::{get, post, send, wait_until};
 use serde_json::json;
-use serve_support::{get, post, send, start, wait_until, Mock};
+use serve_support::{start, Mock};
 use std::sync::atomic::Ordering;
 use std::thread;
 use veltair_run::serve::MAX_BODY_BYTES;

@@ -3,10 +3,12 @@
 //! the admitted query is still running, and a shutdown stops accepting connections but lets
 //! the in-flight request finish before `serve` returns.
 
+mod http_client;
 mod serve_support;
 
+use http_client::{get, post, wait_until};
 use serde_json::json;
-use serve_support::{get, post, start, wait_until, Mock};
+use serve_support::{start, Mock};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Barrier};

@@ -9,13 +9,15 @@ use crate::sched::{BlockStart, Policy, Scheduler};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use veltair_exec::{read_outputs, write_inputs, Feed};
 use veltair_load::Team;
 
 /// A query between arrival and answer.
 struct Query {
     model: usize,
+    /// When its first block started (seconds since the engine started).
+    started: Option<f64>,
     /// `None` while a block of it runs (the leader holds the arena).
     arena: Option<Vec<f32>>,
     reply: Box<dyn FnOnce(Reply) + Send>,
@@ -60,7 +62,7 @@ impl Dispatch {
         now: f64,
     ) -> Vec<Started> {
         let id = self.scheduler.arrive(model, arrival);
-        self.queries.insert(id, Query { model, arena: Some(arena), reply, error: None });
+        self.queries.insert(id, Query { model, started: None, arena: Some(arena), reply, error: None });
         self.start(now)
     }
 
@@ -68,7 +70,9 @@ impl Dispatch {
     fn start(&mut self, now: f64) -> Vec<Started> {
         let mut started = Vec::new();
         for block in self.scheduler.schedule(now) {
-            if let Some(arena) = self.queries.get_mut(&block.query).and_then(|q| q.arena.take()) {
+            let query = self.queries.get_mut(&block.query);
+            if let Some((q, arena)) = query.and_then(|q| q.arena.take().map(|a| (q, a))) {
+                q.started.get_or_insert(now);
                 self.blocks.insert(block.id, block.query);
                 started.push(Started { block, arena });
             }
@@ -100,6 +104,10 @@ impl Dispatch {
 
     pub fn stats(&self) -> crate::sched::SchedStats {
         self.scheduler.stats().clone()
+    }
+
+    pub fn contention(&self) -> (usize, f64) {
+        (self.scheduler.contention_level(), self.scheduler.observed_slowdown())
     }
 }
 
@@ -184,7 +192,19 @@ fn answer(shared: &Shared, q: Query, arrival: f64) {
     };
     tenant.give_arena(arena);
     let finish = shared.start.elapsed().as_secs_f64();
-    shared.completions.lock().unwrap_or_else(|e| e.into_inner()).push(Completion { model: q.model, arrival, finish });
+    let started = q.started.unwrap_or(finish);
+    let m = &shared.metrics[q.model];
+    m.queue.observe(Duration::from_secs_f64((started - arrival).max(0.0)));
+    m.compute.observe(Duration::from_secs_f64((finish - started).max(0.0)));
+    if finish - arrival > tenant.profile.qos {
+        m.qos_misses.fetch_add(1, Ordering::Relaxed);
+    }
+    shared.completions.lock().unwrap_or_else(|e| e.into_inner()).push(Completion {
+        model: q.model,
+        arrival,
+        started,
+        finish,
+    });
     shared.in_flight[q.model].fetch_sub(1, Ordering::AcqRel);
     (q.reply)(reply);
 }

@@ -5,14 +5,16 @@
 //! Submission is bounded per model: a full model answers "busy" at once instead of queueing
 //! without limit.
 
+mod backend;
 mod dispatch;
 mod tenant;
 
 pub use tenant::Tenant;
 
 use crate::sched::{Policy, SchedStats};
+use crate::serve::metrics::Histogram;
 use dispatch::Dispatch;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use veltair_load::Crew;
@@ -44,7 +46,16 @@ pub struct Completion {
     pub model: usize,
     /// Seconds since the engine started.
     pub arrival: f64,
+    /// When its first block started.
+    pub started: f64,
     pub finish: f64,
+}
+
+/// Per-model serving metrics.
+pub(crate) struct ModelMetrics {
+    pub queue: Histogram,
+    pub compute: Histogram,
+    pub qos_misses: AtomicU64,
 }
 
 /// State shared by the engine handle, the dispatcher and the block leaders.
@@ -55,6 +66,7 @@ pub(crate) struct Shared {
     pub in_flight: Vec<AtomicUsize>,
     pub accepting: AtomicBool,
     pub completions: Mutex<Vec<Completion>>,
+    pub metrics: Vec<ModelMetrics>,
     dispatch: Mutex<Dispatch>,
 }
 
@@ -74,6 +86,7 @@ impl Engine {
     /// typical slowdown of each contention level.
     pub fn start(tenants: Vec<Tenant>, policy: Policy, cores: usize, scale: Vec<f64>) -> std::io::Result<Engine> {
         let in_flight = tenants.iter().map(|_| AtomicUsize::new(0)).collect();
+        let in_flight_len = tenants.len();
         let profiles = tenants.iter().map(|t| t.profile.clone()).collect();
         let shared = Arc::new(Shared {
             crew: Crew::new(cores)?,
@@ -82,6 +95,7 @@ impl Engine {
             in_flight,
             accepting: AtomicBool::new(true),
             completions: Mutex::new(Vec::new()),
+            metrics: tenants_metrics(in_flight_len),
             dispatch: Mutex::new(Dispatch::new(profiles, policy, cores, scale)),
         });
         Ok(Engine { shared })
@@ -133,6 +147,16 @@ impl Engine {
         self.shared.lock().stats()
     }
 
+    /// The scheduler's contention estimate (level, smoothed observed slowdown).
+    pub fn contention(&self) -> (usize, f64) {
+        self.shared.lock().contention()
+    }
+
+    /// Whether the engine accepts queries.
+    pub fn accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::Acquire)
+    }
+
     /// Stops accepting queries and returns once every accepted one is answered.
     pub fn drain(&self) {
         self.shared.accepting.store(false, Ordering::Release);
@@ -140,6 +164,16 @@ impl Engine {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
+}
+
+fn tenants_metrics(n: usize) -> Vec<ModelMetrics> {
+    (0..n)
+        .map(|_| ModelMetrics {
+            queue: Histogram::latency(),
+            compute: Histogram::latency(),
+            qos_misses: AtomicU64::new(0),
+        })
+        .collect()
 }
 
 impl Drop for Engine {

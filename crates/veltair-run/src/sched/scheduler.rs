@@ -121,9 +121,9 @@ impl Scheduler {
         self.monitor.level(self.predicted(1))
     }
 
-    /// Queries arrived and not finished.
-    pub fn in_flight(&self) -> usize {
-        self.queries.len()
+    /// The smoothed observed slowdown of executed layers (for metrics).
+    pub fn observed_slowdown(&self) -> f64 {
+        self.monitor.slowdown()
     }
 
     /// Registers a query of `model` arriving at `now`.

@@ -2,6 +2,7 @@
 //! runtime itself links none of them), written to a per-process scratch directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use veltair_bundle::Header;
 use veltair_codegen::{OptLevel, Target};
 use veltair_exec::to_bundle;
@@ -29,7 +30,11 @@ pub fn bundle(dir: &Path, versions: usize) -> (PathBuf, usize, PreparedCase) {
     let most = plan.steps.iter().map(|s| s.versions.len()).max().unwrap();
     let features = target.features().iter().map(|f| f.to_string()).collect();
     let bytes = to_bundle(&plan, Header::new("test", "x86_64-unknown-linux-gnu", features)).unwrap();
-    let path = scratch(&format!("{}-{versions}.vbundle", dir.file_name().unwrap().to_string_lossy()));
+    // A file of its own per call: a running server maps its bundle, and rewriting a mapped file
+    // in place would change the weights under it.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let path = scratch(&format!("{}-{versions}-{call}.vbundle", dir.file_name().unwrap().to_string_lossy()));
     std::fs::write(&path, bytes).unwrap();
     (path, most, case)
 }

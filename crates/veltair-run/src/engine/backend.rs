@@ -1,0 +1,116 @@
+//! The engine behind the HTTP layer: model signatures from the plans' ports, submissions
+//! translated both ways (never blocking: a full model answers busy), and the engine's metrics —
+//! queue and compute time per model, QoS misses, conflicts, version choices and the contention
+//! estimate — in Prometheus text.
+
+use super::{Engine, Input, SubmitError as EngineError};
+use crate::serve::metrics::{family, label};
+use crate::serve::{Backend, DataType, ModelInfo, PortInfo, Reply, SubmitError, Tensor, TensorData};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use veltair_exec::{Port, PortType};
+
+fn port_info(p: &Port) -> PortInfo {
+    let datatype = match p.dtype {
+        PortType::F32 => DataType::Fp32,
+        PortType::I64 => DataType::Int64,
+    };
+    PortInfo { name: p.name.clone(), datatype, shape: p.shape.clone() }
+}
+
+impl Backend for Engine {
+    fn models(&self) -> Vec<ModelInfo> {
+        self.tenants()
+            .iter()
+            .map(|t| ModelInfo {
+                name: t.name.clone(),
+                inputs: t.plan.inputs.iter().map(port_info).collect(),
+                outputs: t.plan.outputs.iter().map(port_info).collect(),
+            })
+            .collect()
+    }
+
+    fn ready(&self, model: &str) -> bool {
+        self.accepting() && self.model(model).is_some()
+    }
+
+    fn submit(&self, model: &str, inputs: Vec<Tensor>, done: Box<dyn FnOnce(Reply) + Send>) -> Result<(), SubmitError> {
+        let index = self.model(model).ok_or_else(|| SubmitError::UnknownModel(model.to_string()))?;
+        let outputs: Vec<(String, Vec<usize>)> =
+            self.tenants()[index].plan.outputs.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
+        let inputs = inputs
+            .into_iter()
+            .map(|t| match t.data {
+                TensorData::F32(v) => Input::F32(v),
+                TensorData::I64(v) => Input::I64(v),
+            })
+            .collect();
+        let reply = Box::new(move |result: super::Reply| {
+            done(result.map(|values| {
+                outputs
+                    .into_iter()
+                    .zip(values)
+                    .map(|((name, shape), data)| Tensor { name, shape, data: TensorData::F32(data) })
+                    .collect()
+            }))
+        });
+        Engine::submit(self, index, inputs, reply).map_err(|e| match e {
+            EngineError::UnknownModel(m) => SubmitError::UnknownModel(m),
+            EngineError::Busy => SubmitError::Busy,
+            EngineError::ShuttingDown => SubmitError::ShuttingDown,
+        })
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        let shared = &self.shared;
+        family(&mut out, "veltair_queue_seconds", "histogram", "Time from arrival to the first block's start.");
+        for (t, m) in shared.tenants.iter().zip(&shared.metrics) {
+            m.queue.render(&mut out, "veltair_queue_seconds", &label("model", &t.name));
+        }
+        family(&mut out, "veltair_compute_seconds", "histogram", "Time from the first block's start to the answer.");
+        for (t, m) in shared.tenants.iter().zip(&shared.metrics) {
+            m.compute.render(&mut out, "veltair_compute_seconds", &label("model", &t.name));
+        }
+        family(&mut out, "veltair_qos_misses_total", "counter", "Queries answered later than their model's target.");
+        for (t, m) in shared.tenants.iter().zip(&shared.metrics) {
+            let _ = writeln!(
+                out,
+                "veltair_qos_misses_total{{{}}} {}",
+                label("model", &t.name),
+                m.qos_misses.load(Ordering::Relaxed)
+            );
+        }
+        let stats = self.stats();
+        family(&mut out, "veltair_conflicts_total", "counter", "Blocks that ran on fewer cores than planned.");
+        let _ = writeln!(out, "veltair_conflicts_total {}", stats.conflicts);
+        family(&mut out, "veltair_blocks_total", "counter", "Layer blocks started.");
+        let _ = writeln!(out, "veltair_blocks_total {}", stats.blocks);
+        family(&mut out, "veltair_version_choices_total", "counter", "Layer runs per model and version index.");
+        let mut choices: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        for (&(model, _, version), &n) in &stats.version_choices {
+            *choices.entry((model, version)).or_default() += n;
+        }
+        for ((model, version), n) in choices {
+            let name = shared.tenants.get(model).map_or("?", |t| t.name.as_str());
+            let _ = writeln!(
+                out,
+                "veltair_version_choices_total{{{},{}}} {n}",
+                label("model", name),
+                label("version", &version.to_string())
+            );
+        }
+        let (level, slowdown) = self.contention();
+        family(&mut out, "veltair_contention_level", "gauge", "Estimated contention level (0 = none).");
+        let _ = writeln!(out, "veltair_contention_level {level}");
+        family(
+            &mut out,
+            "veltair_observed_slowdown",
+            "gauge",
+            "Smoothed slowdown of executed layers over their profiles.",
+        );
+        let _ = writeln!(out, "veltair_observed_slowdown {slowdown}");
+        out
+    }
+}
