@@ -11,7 +11,8 @@ pub enum Granularity {
     /// when fewer are free (a conflict), and waits only when none is.
     LayerWise,
     /// Per block of consecutive layers with close preferred widths (closeness adapts to load);
-    /// a block runs narrower than planned only if that still fits its budget (a conflict).
+    /// a block runs narrower than planned (a conflict) if that still fits its budget, or when
+    /// no width fits it any more (a late query does not hold up the ones behind it).
     LayerBlock,
 }
 

@@ -223,9 +223,12 @@ impl Scheduler {
                 let range = self.block_range(model, first, max);
                 let limit = share(&range);
                 let want = fitting(&range, limit);
+                let hopeless = p.block_latency(range.clone(), want, level) > limit;
                 if want <= free {
                     (range, want, false)
-                } else if p.block_latency(range.clone(), free, level) <= limit {
+                } else if hopeless || p.block_latency(range.clone(), free, level) <= limit {
+                    // Narrower still fits, or nothing fits any more: waiting would only hold up
+                    // the queries behind this one.
                     (range, free, true)
                 } else {
                     return None;
