@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_ir::{Graph, Tensor};
 use veltair_onnx::{DataSet, ImportError, ImportOptions, OnnxModel};
 
@@ -41,6 +42,16 @@ pub struct PreparedCase {
     pub graph: Graph,
     pub feeds: Vec<Vec<Tensor>>,
     pub expected: Vec<Vec<Tensor>>,
+}
+
+/// The case's graph with the passes `veltair-compile` applies before lowering.
+pub fn compiled_graph(case: &PreparedCase) -> Graph {
+    let mut graph = case.graph.clone();
+    fold_batch_norm(&mut graph);
+    recognize_silu(&mut graph);
+    recognize_gelu(&mut graph);
+    fuse_epilogues(&mut graph);
+    graph
 }
 
 /// Loads a backend-test model directory and imports it with shapes (and shape-fixing input

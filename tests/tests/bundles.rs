@@ -7,17 +7,12 @@ use std::path::PathBuf;
 use veltair_bundle::Header;
 use veltair_codegen::{OptLevel, Target};
 use veltair_exec::{open_bundle, to_bundle, Executor, Plan};
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_ir::Tensor;
 use veltair_lower::{feed, lower, LowerOptions};
-use veltair_tests::{prepare_case, small_zoo, PreparedCase};
+use veltair_tests::{compiled_graph, prepare_case, small_zoo, PreparedCase};
 
 fn lowered(case: &PreparedCase, versions: usize) -> Plan {
-    let mut graph = case.graph.clone();
-    fold_batch_norm(&mut graph);
-    recognize_silu(&mut graph);
-    recognize_gelu(&mut graph);
-    fuse_epilogues(&mut graph);
+    let graph = compiled_graph(case);
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     lower(&graph, &target, &LowerOptions { max_threads: 2, versions, ..LowerOptions::default() }).unwrap()
 }

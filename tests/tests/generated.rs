@@ -5,10 +5,9 @@
 
 use veltair_codegen::{OptLevel, Target};
 use veltair_exec::Executor;
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_ir::Tensor;
 use veltair_lower::{feed, lower, LowerError, LowerOptions};
-use veltair_tests::{prepare_case, small_zoo};
+use veltair_tests::{compiled_graph, prepare_case, small_zoo};
 
 #[test]
 fn zoo_models_run_on_generated_code() {
@@ -17,11 +16,7 @@ fn zoo_models_run_on_generated_code() {
     for dir in small_zoo() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let case = prepare_case(&dir).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let mut graph = case.graph.clone();
-        fold_batch_norm(&mut graph);
-        recognize_silu(&mut graph);
-        recognize_gelu(&mut graph);
-        fuse_epilogues(&mut graph);
+        let graph = compiled_graph(&case);
         let plan = lower(&graph, &target, &LowerOptions { max_threads: 2, ..LowerOptions::default() })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         for threads in [1, 2] {
@@ -53,11 +48,7 @@ fn every_version_of_every_layer_matches() {
     for dir in small_zoo() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let case = prepare_case(&dir).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let mut graph = case.graph.clone();
-        fold_batch_norm(&mut graph);
-        recognize_silu(&mut graph);
-        recognize_gelu(&mut graph);
-        fuse_epilogues(&mut graph);
+        let graph = compiled_graph(&case);
         let plan = lower(&graph, &target, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
         let most = plan.steps.iter().map(|s| s.versions.len()).max().unwrap();
         assert!(most > 1, "{name}: no layer has more than one version");

@@ -122,12 +122,10 @@ pub fn compile(args: &CompileArgs) -> Result<Outcome, String> {
     let core_ids: Vec<usize> = (0..cores).collect();
     let levels = if cores > 1 && args.tune != TuneMode::None { args.levels } else { 0 };
 
-    let mut calibration_levels = Vec::new();
     if levels > 0 {
         let phase = Instant::now();
         let cal = calibrate_levels(&target, levels, &core_ids, args.tune)?;
         plan.calibration = Some(to_bundle_calibration(&cal));
-        calibration_levels = cal.levels;
         times.calibrate = phase.elapsed().as_secs_f64();
     }
 
@@ -157,14 +155,16 @@ pub fn compile(args: &CompileArgs) -> Result<Outcome, String> {
         max_threads,
         levels,
         calibration_reference: if levels > 0 { REFERENCE.into() } else { String::new() },
-        calibration: calibration_levels
+        calibration: plan
+            .calibration
             .iter()
+            .flat_map(|c| &c.levels)
             .map(|l| veltair_tune::LevelReport {
-                level: l.level as u32,
+                level: l.level,
                 slowdown: l.slowdown,
-                stream_threads: l.config.stream_threads as u32,
-                thrash_threads: l.config.thrash_threads as u32,
-                intensity: l.config.intensity,
+                stream_threads: l.stream_threads,
+                thrash_threads: l.thrash_threads,
+                intensity: l.intensity,
             })
             .collect(),
         switches: layers.iter().flat_map(LayerReport::contention_switches).collect(),

@@ -5,6 +5,7 @@
 //! the kernel loader only: no Cranelift, no ONNX importer.
 
 mod bench;
+mod experiment;
 mod infer;
 mod serve_cmd;
 mod simulate;

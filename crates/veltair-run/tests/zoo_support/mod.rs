@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use veltair_bundle::Header;
 use veltair_codegen::{OptLevel, Target};
 use veltair_exec::to_bundle;
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_lower::{lower, LowerOptions};
-use veltair_tests::{prepare_case, PreparedCase};
+use veltair_tests::{compiled_graph, prepare_case, PreparedCase};
 
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("veltair-run-tests-{}", std::process::id()));
@@ -20,11 +19,7 @@ pub fn scratch(name: &str) -> PathBuf {
 /// its path, the most versions any layer has, and the prepared test case.
 pub fn bundle(dir: &Path, versions: usize) -> (PathBuf, usize, PreparedCase) {
     let case = prepare_case(dir).unwrap();
-    let mut graph = case.graph.clone();
-    fold_batch_norm(&mut graph);
-    recognize_silu(&mut graph);
-    recognize_gelu(&mut graph);
-    fuse_epilogues(&mut graph);
+    let graph = compiled_graph(&case);
     let target = Target::x86_64_v3(OptLevel::None).unwrap();
     let plan = lower(&graph, &target, &LowerOptions { max_threads: 2, versions, ..LowerOptions::default() }).unwrap();
     let most = plan.steps.iter().map(|s| s.versions.len()).max().unwrap();
