@@ -3,8 +3,9 @@
 # list its layers, evaluate with the reference evaluator, compare with the onnxruntime outputs),
 # `run` it on Cranelift-generated code (lower, execute, compare with the same outputs, time it),
 # then compile it into a tuned multi-version bundle (target/bundles/) and run that bundle with
-# `veltair-run infer`. Exits non-zero if any model fails. Extra arguments go to every `check`
-# (e.g. --json).
+# `veltair-run infer`. Finally a short multi-tenant benchmark over all six bundles (about half a
+# minute) prints each scheduling policy's QPS-at-QoS. Exits non-zero if any model fails. Extra
+# arguments go to every `check` (e.g. --json).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,4 +28,8 @@ for dir in models/small/*/; do
 done
 echo
 printf '%s\n' "${results[@]}"
+echo
+echo "=== multi-tenant benchmark (medium mix of the small zoo; JSON and SVG in target/bundles/)"
+./target/release/veltair-run bench --mix medium --bundles target/bundles --queries 2000 --steps 5 \
+    --json target/bundles/bench.json --svg target/bundles/bench.svg || status=1
 exit $status
