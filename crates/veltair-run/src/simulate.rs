@@ -17,6 +17,10 @@ pub struct SimulateArgs {
     /// Queries per replay.
     #[arg(long, default_value_t = 2000)]
     pub queries: usize,
+    /// Widest width a layer may get [default: each bundle's own]; wider than measured is
+    /// modelled (Amdahl's law fitted to the measured widths).
+    #[arg(long, value_name = "W")]
+    pub max_width: Option<usize>,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<(), String> {
@@ -25,7 +29,10 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     }
     let cores = args.cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let policies = args.experiment.policies()?;
-    let profiles: Vec<_> = args.experiment.tenants()?.into_iter().map(|(_, p)| p).collect();
+    let mut profiles: Vec<_> = args.experiment.tenants()?.into_iter().map(|(_, p)| p).collect();
+    if let Some(w) = args.max_width {
+        profiles.iter_mut().for_each(|p| p.max_width = w.max(1));
+    }
     let scale = level_scale(&profiles);
     let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
     let weights = vec![1.0; profiles.len()];
