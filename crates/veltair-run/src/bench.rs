@@ -4,15 +4,14 @@
 //! does not). Prints the policy table and writes it as JSON, with an SVG of the latency CDFs and
 //! QPS-at-QoS bars.
 
-use crate::experiment::ExperimentArgs;
+use crate::experiment::{compare, ExperimentArgs};
 use crate::svg;
-use crate::table::Row;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use veltair_exec::{Plan, PortType};
 use veltair_run::engine::{Engine, Input, Tenant};
-use veltair_run::sched::{level_scale, poisson, search_rate, ModelProfile, Outcome};
+use veltair_run::sched::{level_scale, poisson, ModelProfile, Outcome, Policy, SchedStats};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -52,60 +51,52 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let weights = vec![1.0; loaded.len()];
     let mean_solo = profiles.iter().map(|p| p.solo(1)).sum::<f64>() / profiles.len() as f64;
     let start = cores as f64 / mean_solo / 4.0;
-    let mut rows = Vec::new();
-    for policy in policies {
-        let replay = |rate: f64| -> Result<(Outcome, usize, veltair_run::sched::SchedStats), String> {
-            let tenants = loaded
-                .iter()
-                .map(|l| Tenant::new(l.plan.clone(), l.profile.clone(), args.capacity))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            let engine = Engine::start(tenants, policy, cores, scale.clone()).map_err(|e| e.to_string())?;
-            let trace = poisson(rate, args.queries, &weights, args.experiment.seed);
-            let t0 = Instant::now();
-            let mut refused = 0;
-            for a in &trace {
-                let due = Duration::from_secs_f64(a.at);
-                if let Some(wait) = due.checked_sub(t0.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-                let inputs = loaded[a.model].inputs.clone();
-                if engine.submit(a.model, inputs, Box::new(|_| {})).is_err() {
-                    refused += 1;
-                }
+    let replay = |policy, rate: f64| -> Result<(Outcome, usize, SchedStats), String> {
+        let tenants = loaded
+            .iter()
+            .map(|l| Tenant::new(l.plan.clone(), l.profile.clone(), args.capacity))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let engine = Engine::start(tenants, policy, cores, scale.clone()).map_err(|e| e.to_string())?;
+        let trace = poisson(rate, args.queries, &weights, args.experiment.seed);
+        let t0 = Instant::now();
+        let mut refused = 0;
+        for a in &trace {
+            let due = Duration::from_secs_f64(a.at);
+            if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(wait);
             }
-            while engine.in_flight() > 0 {
-                std::thread::sleep(Duration::from_millis(1));
+            let inputs = loaded[a.model].inputs.clone();
+            if engine.submit(a.model, inputs, Box::new(|_| {})).is_err() {
+                refused += 1;
             }
-            let outcome =
-                Outcome { queries: engine.take_completions().iter().map(|c| (c.model, c.arrival, c.finish)).collect() };
-            let stats = engine.stats();
-            engine.drain();
-            Ok((outcome, refused, stats))
-        };
-        let mut failure = None;
-        let mut within = |rate: f64| match replay(rate) {
-            Ok((outcome, refused, _)) => {
-                let n = outcome.queries.len() + refused;
-                let met = outcome.within_qos(&qos) * outcome.queries.len() as f64 / n.max(1) as f64;
-                eprintln!("  {:<12} {rate:9.1} queries/s: {:5.1}% within QoS", policy.name(), met * 100.0);
-                met
-            }
-            Err(e) => {
-                failure.get_or_insert(e);
-                0.0
-            }
-        };
-        let qps = search_rate(start, 0.99, args.steps, &mut within);
-        if let Some(e) = failure {
-            return Err(e);
         }
-        let (outcome, _, stats) = replay(qps.max(start * 1e-3))?;
-        rows.push(Row { policy: policy.name(), qps_at_qos: qps, outcome, stats });
-    }
-    let title = args.experiment.report(&rows, &profiles, cores, args.queries, false)?;
+        while engine.in_flight() > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let outcome =
+            Outcome { queries: engine.take_completions().iter().map(|c| (c.model, c.arrival, c.finish)).collect() };
+        let stats = engine.stats();
+        engine.drain();
+        Ok((outcome, refused, stats))
+    };
+    let comparison = compare(
+        &policies,
+        start,
+        args.steps,
+        |policy: Policy, rate| {
+            let (outcome, refused, _) = replay(policy, rate)?;
+            let n = outcome.queries.len() + refused;
+            let met = outcome.within_qos(&qos) * outcome.queries.len() as f64 / n.max(1) as f64;
+            eprintln!("  {:<12} {rate:9.2} queries/s: {:5.1}% within QoS", policy.name(), met * 100.0);
+            Ok(met)
+        },
+        |policy, rate| replay(policy, rate).map(|(outcome, _, stats)| (outcome, stats)),
+    )?;
+    let title = args.experiment.report(&comparison, &profiles, cores, args.queries, false)?;
     if let Some(path) = &args.svg {
-        std::fs::write(path, svg::plot(&rows, &title)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, svg::plot(&comparison.rows, &title))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }

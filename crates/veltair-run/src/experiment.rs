@@ -1,12 +1,53 @@
 //! What `bench` and `simulate` share: the tenants and their QoS targets, the policies compared,
-//! the trace seed, and printing and saving their table.
+//! the trace seed, the comparison itself (each policy's QPS-at-QoS, then every policy replayed
+//! at one common rate for the latency columns), and printing and saving its table.
 
 use crate::table::{render, to_json, Row};
 use crate::tenants::{mix, open, ModelArg};
 use clap::Args;
 use std::path::PathBuf;
 use veltair_exec::Plan;
-use veltair_run::sched::{ModelProfile, Policy};
+use veltair_run::sched::{search_rate, ModelProfile, Outcome, Policy, SchedStats};
+
+/// The comparison's rows and the common rate their latency columns were measured at.
+pub struct Comparison {
+    pub rows: Vec<Row>,
+    pub common_rate: f64,
+}
+
+/// Searches each policy's QPS-at-QoS (`within(policy, rate)`: the share of queries within QoS
+/// in a replay at `rate`; `steps` bisections from `start`), then replays every policy at the
+/// lowest rate found (where all of them meet QoS) for the latency, conflict and version columns,
+/// so those compare like with like.
+pub fn compare<E>(
+    policies: &[Policy],
+    start: f64,
+    steps: usize,
+    mut within: impl FnMut(Policy, f64) -> Result<f64, E>,
+    mut replay: impl FnMut(Policy, f64) -> Result<(Outcome, SchedStats), E>,
+) -> Result<Comparison, E> {
+    let mut rates = Vec::new();
+    for &policy in policies {
+        let mut failure = None;
+        let qps = search_rate(start, 0.99, steps, |rate| {
+            within(policy, rate).unwrap_or_else(|e| {
+                failure.get_or_insert(e);
+                0.0
+            })
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        rates.push(qps);
+    }
+    let common_rate = rates.iter().copied().fold(f64::INFINITY, f64::min).max(start * 1e-3);
+    let mut rows = Vec::new();
+    for (&policy, qps) in policies.iter().zip(rates) {
+        let (outcome, stats) = replay(policy, common_rate)?;
+        rows.push(Row { policy: policy.name(), qps_at_qos: qps, outcome, stats });
+    }
+    Ok(Comparison { rows, common_rate })
+}
 
 #[derive(Args)]
 pub struct ExperimentArgs {
@@ -57,7 +98,7 @@ impl ExperimentArgs {
     /// returns the title.
     pub fn report(
         &self,
-        rows: &[Row],
+        comparison: &Comparison,
         profiles: &[ModelProfile],
         cores: usize,
         queries: usize,
@@ -65,12 +106,18 @@ impl ExperimentArgs {
     ) -> Result<String, String> {
         let targets: Vec<String> = profiles.iter().map(|p| format!("{} {:.2} ms", p.name, p.qos * 1e3)).collect();
         let kind = if simulated { "simulated (modelled, not measured)" } else { "measured on this machine" };
-        let title = format!("{kind}: {cores} cores, {queries} queries per replay, QoS targets: {}", targets.join(", "));
-        println!("{}", render(rows, &title));
+        let rate = comparison.common_rate;
+        let title = format!(
+            "{kind}: {cores} cores, {queries} queries per replay, QoS targets: {}; latency, conflict and \
+             version columns from a replay of every policy at {rate:.2} queries/s (the lowest QPS-at-QoS)",
+            targets.join(", ")
+        );
+        println!("{}", render(&comparison.rows, &title));
         if let Some(path) = &self.json {
             let value = serde_json::json!({"simulated": simulated, "cores": cores, "queries": queries, "seed": self.seed,
+                "qos_factor": self.qos_factor, "common_rate": rate,
                 "models": profiles.iter().map(|p| serde_json::json!({"name": p.name, "qos_ms": p.qos * 1e3})).collect::<Vec<_>>(),
-                "policies": to_json(rows)});
+                "policies": to_json(&comparison.rows)});
             std::fs::write(path, serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }

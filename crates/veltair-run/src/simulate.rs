@@ -2,10 +2,9 @@
 //! number of cores, from the bundles' profiles, searching each policy's QPS-at-QoS. All figures
 //! are modelled (see `veltair_run::sched::sim` for the model), never measured.
 
-use crate::experiment::ExperimentArgs;
-use crate::table::Row;
+use crate::experiment::{compare, ExperimentArgs};
 use clap::Args;
-use veltair_run::sched::{level_scale, poisson, search_rate, simulate};
+use veltair_run::sched::{level_scale, poisson, simulate};
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -39,13 +38,17 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     let mean_solo = profiles.iter().map(|p| p.solo(1)).sum::<f64>() / profiles.len() as f64;
     let start = cores as f64 / mean_solo / 4.0;
     let seed = args.experiment.seed;
-    let mut rows = Vec::new();
-    for policy in policies {
-        let replay =
-            |rate: f64| simulate(&profiles, policy, cores, scale.clone(), &poisson(rate, args.queries, &weights, seed));
-        let qps = search_rate(start, 0.99, 12, |rate| replay(rate).outcome.within_qos(&qos));
-        let at = replay(qps.max(start * 1e-3));
-        rows.push(Row { policy: policy.name(), qps_at_qos: qps, outcome: at.outcome, stats: at.stats });
-    }
-    args.experiment.report(&rows, &profiles, cores, args.queries, true).map(|_| ())
+    let replay =
+        |policy, rate| simulate(&profiles, policy, cores, scale.clone(), &poisson(rate, args.queries, &weights, seed));
+    let comparison = compare::<String>(
+        &policies,
+        start,
+        12,
+        |policy, rate| Ok(replay(policy, rate).outcome.within_qos(&qos)),
+        |policy, rate| {
+            let run = replay(policy, rate);
+            Ok((run.outcome, run.stats))
+        },
+    )?;
+    args.experiment.report(&comparison, &profiles, cores, args.queries, true).map(|_| ())
 }

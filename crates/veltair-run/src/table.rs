@@ -1,5 +1,6 @@
 //! The policy comparison table `bench` and `simulate` print and write as JSON: per policy its
-//! QPS-at-QoS and, at that rate, mean/p50/p99 latency, conflict rate and version choices.
+//! QPS-at-QoS and, from its replay at the comparison's common rate, mean/p50/p99 latency,
+//! conflict rate and version choices.
 
 use serde_json::{json, Value};
 use veltair_run::sched::{quantile, Outcome, SchedStats};
@@ -9,7 +10,7 @@ pub struct Row {
     pub policy: String,
     /// Highest rate (queries/s) with at least 99% of queries within QoS.
     pub qps_at_qos: f64,
-    /// The replay at that rate.
+    /// The replay at the comparison's common rate.
     pub outcome: Outcome,
     pub stats: SchedStats,
 }

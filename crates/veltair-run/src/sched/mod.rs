@@ -10,7 +10,7 @@ pub mod scheduler;
 pub mod sim;
 pub mod trace;
 
-pub use policy::{Granularity, Policy, VersionPolicy};
+pub use policy::{Granularity, Order, Policy, VersionPolicy};
 pub use profile::{level_scale, ModelProfile};
 pub use scheduler::{BlockStart, QueryDone, SchedStats, Scheduler};
 pub use sim::{simulate, SimRun};

@@ -1,5 +1,6 @@
 //! Scheduling policies: how often core counts are decided (per query, per layer, per block of
-//! layers) and how versions are chosen (at the measured contention level, or solo best).
+//! layers), in which order waiting queries get cores, and how versions are chosen (at the
+//! measured contention level, or solo best).
 
 /// When the core count is decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,6 +17,15 @@ pub enum Granularity {
     LayerBlock,
 }
 
+/// Which waiting query is offered cores first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// The oldest (first come, first served).
+    Arrival,
+    /// The one whose QoS deadline (arrival + target) is earliest.
+    Deadline,
+}
+
 /// How each layer's version is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VersionPolicy {
@@ -29,42 +39,64 @@ pub enum VersionPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Policy {
     pub granularity: Granularity,
+    pub order: Order,
     pub versions: VersionPolicy,
 }
 
 impl Policy {
-    /// `model-wise`, `layer-wise`, `layer-block` or `veltair` (layer-block with adaptive
-    /// versions), optionally suffixed `+adaptive` / `+solo-best`.
+    /// `model-wise` (FCFS), `layer-wise`, `layer-block` (both earliest deadline first) or
+    /// `veltair` (layer-block with adaptive versions), each optionally followed by suffixes
+    /// overriding its defaults: `+adaptive` / `+solo-best` (versions), `+fcfs` / `+deadline`
+    /// (order).
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let (base, versions) = match text.split_once('+') {
-            Some((b, "adaptive")) => (b, Some(VersionPolicy::Adaptive)),
-            Some((b, "solo-best")) => (b, Some(VersionPolicy::SoloBest)),
-            Some((_, v)) => return Err(format!("unknown version policy `{v}` (adaptive or solo-best)")),
-            None => (text, None),
-        };
-        let (granularity, default_versions) = match base {
-            "model-wise" => (Granularity::ModelWise, VersionPolicy::SoloBest),
-            "layer-wise" => (Granularity::LayerWise, VersionPolicy::SoloBest),
-            "layer-block" => (Granularity::LayerBlock, VersionPolicy::SoloBest),
-            "veltair" => (Granularity::LayerBlock, VersionPolicy::Adaptive),
-            other => return Err(format!("unknown policy `{other}` (model-wise, layer-wise, layer-block or veltair)")),
-        };
-        Ok(Policy { granularity, versions: versions.unwrap_or(default_versions) })
+        let mut parts = text.split('+');
+        let base = parts.next().unwrap_or_default();
+        let mut policy = preset(base)
+            .ok_or_else(|| format!("unknown policy `{base}` (model-wise, layer-wise, layer-block or veltair)"))?;
+        for suffix in parts {
+            match suffix {
+                "adaptive" => policy.versions = VersionPolicy::Adaptive,
+                "solo-best" => policy.versions = VersionPolicy::SoloBest,
+                "fcfs" => policy.order = Order::Arrival,
+                "deadline" => policy.order = Order::Deadline,
+                other => {
+                    return Err(format!("unknown policy suffix `+{other}` (adaptive, solo-best, fcfs or deadline)"))
+                }
+            }
+        }
+        Ok(policy)
     }
 
-    /// The name `parse` accepts for this policy.
+    /// The shortest name `parse` accepts for this policy.
     pub fn name(&self) -> String {
-        let base = match self.granularity {
-            Granularity::ModelWise => "model-wise",
-            Granularity::LayerWise => "layer-wise",
-            Granularity::LayerBlock => "layer-block",
+        let base = match (self.granularity, self.versions) {
+            (Granularity::ModelWise, _) => "model-wise",
+            (Granularity::LayerWise, _) => "layer-wise",
+            (Granularity::LayerBlock, VersionPolicy::Adaptive) => "veltair",
+            (Granularity::LayerBlock, VersionPolicy::SoloBest) => "layer-block",
         };
-        match (self.granularity, self.versions) {
-            (Granularity::LayerBlock, VersionPolicy::Adaptive) => "veltair".to_string(),
-            (_, VersionPolicy::SoloBest) => base.to_string(),
-            (_, VersionPolicy::Adaptive) => format!("{base}+adaptive"),
+        let defaults = preset(base).unwrap_or(*self);
+        let mut name = base.to_string();
+        if self.versions != defaults.versions {
+            name.push_str(if self.versions == VersionPolicy::Adaptive { "+adaptive" } else { "+solo-best" });
         }
+        if self.order != defaults.order {
+            name.push_str(if self.order == Order::Arrival { "+fcfs" } else { "+deadline" });
+        }
+        name
     }
+}
+
+/// The policy a base name stands for, with its default order and version choice.
+fn preset(base: &str) -> Option<Policy> {
+    let (granularity, order, versions) = match base {
+        "model-wise" => (Granularity::ModelWise, Order::Arrival, VersionPolicy::SoloBest),
+        "layer-wise" => (Granularity::LayerWise, Order::Deadline, VersionPolicy::SoloBest),
+        "layer-block" => (Granularity::LayerBlock, Order::Deadline, VersionPolicy::SoloBest),
+        "veltair" => (Granularity::LayerBlock, Order::Deadline, VersionPolicy::Adaptive),
+        _ => return None,
+    };
+    Some(Policy { granularity, order, versions })
 }
 
 #[cfg(test)]
@@ -73,12 +105,25 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in ["model-wise", "layer-wise", "layer-block", "veltair", "model-wise+adaptive", "layer-wise+adaptive"]
-        {
+        for name in [
+            "model-wise",
+            "layer-wise",
+            "layer-block",
+            "veltair",
+            "model-wise+adaptive",
+            "layer-wise+adaptive",
+            "veltair+fcfs",
+            "model-wise+deadline",
+            "layer-wise+adaptive+fcfs",
+        ] {
             assert_eq!(Policy::parse(name).unwrap().name(), name);
         }
         assert_eq!(Policy::parse("layer-block+solo-best").unwrap().name(), "layer-block");
+        assert_eq!(Policy::parse("layer-block+adaptive").unwrap().name(), "veltair");
+        assert_eq!(Policy::parse("veltair+solo-best+fcfs").unwrap().name(), "layer-block+fcfs");
+        assert_eq!(Policy::parse("model-wise").unwrap().order, Order::Arrival);
+        assert_eq!(Policy::parse("veltair").unwrap().order, Order::Deadline);
         assert!(Policy::parse("fifo").unwrap_err().contains("unknown policy"));
-        assert!(Policy::parse("veltair+fast").unwrap_err().contains("unknown version policy"));
+        assert!(Policy::parse("veltair+fast").unwrap_err().contains("unknown policy suffix"));
     }
 }

@@ -1,16 +1,22 @@
 //! The scheduler as a state machine shared by the real runtime and the simulator: queries
-//! arrive, `schedule` starts every block that can start now (first come, first served: when the
-//! oldest waiting query cannot start, nobody behind it does), `block_done` returns a block's
+//! arrive, `schedule` starts every block that can start now, in the policy's order (by arrival
+//! or by deadline: when the first waiting query cannot start, nobody behind it does),
+//! `block_done` returns a block's
 //! cores and feeds its layer timings to the contention monitor. It never touches threads or
 //! clocks itself: callers pass the time.
 
 use super::cores::CoreSet;
 use super::monitor::{predicted_level, pressure, Monitor};
-use super::policy::{Granularity, Policy, VersionPolicy};
+use super::policy::{Granularity, Order, Policy, VersionPolicy};
 use super::profile::ModelProfile;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::time::Instant;
+
+/// A layer block ends before its profiled latency passes this fraction of the tightest QoS
+/// target among the tenants, so a query that arrives while every core is held waits at most
+/// that long for a block boundary.
+const BLOCK_HORIZON: f64 = 0.1;
 
 /// A query, numbered in arrival order.
 pub type QueryId = u64;
@@ -57,6 +63,8 @@ pub struct SchedStats {
 struct Query {
     model: usize,
     arrival: f64,
+    /// Its place in the waiting order.
+    key: u64,
     next_step: usize,
     /// Model-wise: the width chosen at the first block.
     width: Option<usize>,
@@ -78,11 +86,14 @@ pub struct Scheduler {
     models: Vec<ModelProfile>,
     cores: CoreSet,
     queries: HashMap<QueryId, Query>,
-    waiting: BTreeSet<QueryId>,
+    /// Queries ready for their next block, by (priority key, id).
+    waiting: BTreeSet<(u64, QueryId)>,
     running: HashMap<u64, Running>,
     monitor: Monitor,
     next_query: QueryId,
     next_block: u64,
+    /// The longest a layer block may hold its cores (profiled, seconds).
+    horizon: f64,
     stats: SchedStats,
 }
 
@@ -92,6 +103,7 @@ impl Scheduler {
     pub fn new(policy: Policy, models: Vec<ModelProfile>, cores: usize, scale: Vec<f64>) -> Scheduler {
         Scheduler {
             policy,
+            horizon: BLOCK_HORIZON * models.iter().map(|m| m.qos).fold(f64::INFINITY, f64::min),
             models,
             cores: CoreSet::new(cores.max(1)),
             queries: HashMap::new(),
@@ -131,20 +143,24 @@ impl Scheduler {
         let start = Instant::now();
         let id = self.next_query;
         self.next_query += 1;
-        self.queries.insert(id, Query { model, arrival: now, next_step: 0, width: None });
-        self.waiting.insert(id);
+        let key = match self.policy.order {
+            Order::Arrival => id,
+            Order::Deadline => ((now + self.models[model].qos) * 1e9) as u64,
+        };
+        self.queries.insert(id, Query { model, arrival: now, key, next_step: 0, width: None });
+        self.waiting.insert((key, id));
         self.stats.decision_seconds += start.elapsed().as_secs_f64();
         id
     }
 
-    /// Starts every block that can start at `now`, oldest query first.
+    /// Starts every block that can start at `now`, in the policy's order.
     pub fn schedule(&mut self, now: f64) -> Vec<BlockStart> {
         let start = Instant::now();
         let mut started = Vec::new();
-        while let Some(&qid) = self.waiting.first() {
+        while let Some(&(key, qid)) = self.waiting.first() {
             match self.next_block(qid, now) {
                 Some(block) => {
-                    self.waiting.remove(&qid);
+                    self.waiting.remove(&(key, qid));
                     started.push(block);
                 }
                 None => break,
@@ -176,7 +192,7 @@ impl Scheduler {
             let q = self.queries.remove(&block.query)?;
             return Some(QueryDone { query: block.query, model: q.model, arrival: q.arrival });
         }
-        self.waiting.insert(block.query);
+        self.waiting.insert((q.key, block.query));
         None
     }
 
@@ -274,14 +290,20 @@ impl Scheduler {
     /// The block of consecutive layers from `first` whose preferred widths stay within the
     /// closeness threshold of the first one's. The threshold grows with load: 0 when nothing
     /// else waits (every change of preferred width starts a block), up to `max` (one block
-    /// for the rest of the model) when as many queries wait as there are cores.
+    /// for the rest of the model) when as many queries wait as there are cores. A block also
+    /// ends before its solo latency passes the horizon.
     fn block_range(&self, model: usize, first: usize, max: usize) -> Range<usize> {
         let p = &self.models[model];
         let load = self.waiting.len().saturating_sub(1) as f64 / self.cores.total() as f64;
         let threshold = (load.min(1.0) * max as f64).round() as usize;
         let anchor = p.preferred_width(first, max);
+        let mut spent = p.best_version(first, anchor, 0).1;
         let mut end = first + 1;
         while end < p.steps.len() && p.preferred_width(end, max).abs_diff(anchor) <= threshold {
+            spent += p.best_version(end, anchor, 0).1;
+            if spent > self.horizon {
+                break;
+            }
             end += 1;
         }
         first..end
