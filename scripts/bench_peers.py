@@ -7,6 +7,11 @@ median over all timed runs of all rounds. Writes artifacts/peers.json and artifa
 tract runs single-threaded, so it is timed at 1 thread only.
 
 Usage: scripts/bench_peers.sh [--models resnet50,mobilenetv2] [--threads 1,2] [--rounds 5] [--repeat 10]
+
+With `--trace-mix MIX` it instead replays `veltair-run bench`'s multi-tenant arrival trace over
+the mix against onnxruntime (see scripts/ort_replay.py) and writes artifacts/bench_ort_MIX.json:
+  scripts/bench_peers.sh --trace-mix medium [--bundles target/bundles-full] [--queries 300]
+      [--steps 4] [--seed 1] [--qos-factor 4] [--common-rate R]
 """
 
 import argparse
@@ -26,6 +31,7 @@ from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
 VELTAIR = ROOT / "target" / "release" / "veltair-compile"
+VELTAIR_RUN = ROOT / "target" / "release" / "veltair-run"
 TRACT = ROOT / "target" / "release" / "tract_bench"
 
 
@@ -84,7 +90,21 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "peers"))
+    ap.add_argument("--trace-mix", help="replay veltair-run's multi-tenant trace over this mix instead")
+    ap.add_argument("--bundles", default="target/bundles-full")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--qos-factor", type=float, default=4.0)
+    ap.add_argument("--common-rate", type=float, help="rate of the latency replay (default: the QPS-at-QoS found)")
     args = ap.parse_args()
+    if args.trace_mix:
+        import ort_replay
+        workload = ["--mix", args.trace_mix, "--bundles", args.bundles, "--seed", str(args.seed),
+                    "--qos-factor", str(args.qos_factor)]
+        out = ROOT / "artifacts" / f"bench_ort_{args.trace_mix}.json"
+        ort_replay.run(VELTAIR_RUN, ROOT, workload, args.queries, args.steps, args.common_rate, out, load_inputs)
+        return
 
     results = []
     for name in args.models.split(","):

@@ -44,7 +44,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     let policies = args.experiment.policies()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let loaded = load(args.experiment.tenants()?);
+    let loaded = load(args.experiment.workload.tenants()?);
     let profiles: Vec<ModelProfile> = loaded.iter().map(|l| l.profile.clone()).collect();
     let scale = level_scale(&profiles);
     let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
@@ -58,7 +58,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         let engine = Engine::start(tenants, policy, cores, scale.clone()).map_err(|e| e.to_string())?;
-        let trace = poisson(rate, args.queries, &weights, args.experiment.seed);
+        let trace = poisson(rate, args.queries, &weights, args.experiment.workload.seed);
         let t0 = Instant::now();
         let mut refused = 0;
         for a in &trace {
@@ -82,6 +82,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     };
     let comparison = compare(
         &policies,
+        args.experiment.latency_rate,
         start,
         args.steps,
         |policy: Policy, rate| {

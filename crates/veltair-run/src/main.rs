@@ -1,7 +1,7 @@
 //! `veltair-run`: the runtime's command line. `infer` runs a bundle on inputs in the ONNX
 //! backend-test layout and compares with the expected outputs; `bench` measures the scheduling
 //! policies' QPS-at-QoS on this machine; `simulate` replays them on a modelled machine; `serve`
-//! answers KServe v2 requests. The runtime links the bundle reader, the plan executor and
+//! answers KServe v2 requests; `trace` prints the arrival trace `bench` replays. The runtime links the bundle reader, the plan executor and
 //! the kernel loader only: no Cranelift, no ONNX importer.
 
 mod bench;
@@ -13,6 +13,7 @@ mod svg;
 mod table;
 mod tenants;
 mod testdata;
+mod trace_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +49,11 @@ enum Command {
     /// Exit status: 0 after a clean drain, 2 when a bundle, the address or an argument is
     /// unusable.
     Serve(serve_cmd::ServeArgs),
+    /// Print, as JSON, the seeded Poisson arrival trace `bench` replays at one rate and the
+    /// tenants' QoS targets (for replaying the same queries on another engine).
+    ///
+    /// Exit status: 0, or 2 when a bundle or an argument is unusable.
+    Trace(trace_cmd::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args).map(|()| true),
         Command::Bench(args) => bench::run(&args).map(|()| true),
         Command::Serve(args) => serve_cmd::run(&args).map(|()| true),
+        Command::Trace(args) => trace_cmd::run(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

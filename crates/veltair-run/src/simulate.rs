@@ -28,7 +28,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     }
     let cores = args.cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let policies = args.experiment.policies()?;
-    let mut profiles: Vec<_> = args.experiment.tenants()?.into_iter().map(|(_, p)| p).collect();
+    let mut profiles: Vec<_> = args.experiment.workload.tenants()?.into_iter().map(|(_, p)| p).collect();
     if let Some(w) = args.max_width {
         profiles.iter_mut().for_each(|p| p.max_width = w.max(1));
     }
@@ -37,11 +37,12 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     let weights = vec![1.0; profiles.len()];
     let mean_solo = profiles.iter().map(|p| p.solo(1)).sum::<f64>() / profiles.len() as f64;
     let start = cores as f64 / mean_solo / 4.0;
-    let seed = args.experiment.seed;
+    let seed = args.experiment.workload.seed;
     let replay =
         |policy, rate| simulate(&profiles, policy, cores, scale.clone(), &poisson(rate, args.queries, &weights, seed));
     let comparison = compare::<String>(
         &policies,
+        args.experiment.latency_rate,
         start,
         12,
         |policy, rate| Ok(replay(policy, rate).outcome.within_qos(&qos)),

@@ -38,6 +38,11 @@ impl Row {
         self.stats.contention_choices as f64 / self.stats.layer_runs.max(1) as f64
     }
 
+    /// Layer time over profiled solo time: the slowdown co-runners caused.
+    fn slowdown(&self) -> f64 {
+        self.stats.layer_seconds / self.stats.profiled_solo_seconds
+    }
+
     /// Scheduler time per query over mean latency.
     fn overhead(&self) -> f64 {
         let queries = self.outcome.queries.len().max(1) as f64;
@@ -50,15 +55,15 @@ pub fn render(rows: &[Row], title: &str) -> String {
     let base = rows.iter().find(|r| r.policy == "model-wise").map(|r| r.qps_at_qos);
     let mut out = format!("{title}\n");
     out.push_str(&format!(
-        "{:<22} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}\n",
-        "policy", "QPS@QoS", "vs MW", "mean ms", "p50 ms", "p99 ms", "conflicts", "contended", "sched"
+        "{:<22} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}\n",
+        "policy", "QPS@QoS", "vs MW", "mean ms", "p50 ms", "p99 ms", "conflicts", "contended", "slowdown", "sched"
     ));
     for r in rows {
         let gain = base
             .filter(|b| *b > 0.0)
             .map_or("—".to_string(), |b| format!("{:+.0}%", (r.qps_at_qos / b - 1.0) * 100.0));
         out.push_str(&format!(
-            "{:<22} {:>11.1} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>8.1}% {:>9.1}% {:>8.3}%\n",
+            "{:<22} {:>11.1} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>8.1}% {:>9.1}% {:>8.3}x {:>8.3}%\n",
             r.policy,
             r.qps_at_qos,
             gain,
@@ -67,6 +72,7 @@ pub fn render(rows: &[Row], title: &str) -> String {
             r.latency_ms(0.99),
             r.conflict_rate() * 100.0,
             r.other_versions() * 100.0,
+            r.slowdown(),
             r.overhead() * 100.0
         ));
     }
@@ -87,6 +93,7 @@ pub fn to_json(rows: &[Row]) -> Value {
                     "p99_ms": r.latency_ms(0.99),
                     "conflict_rate": r.conflict_rate(),
                     "contention_version_share": r.other_versions(),
+                    "slowdown": r.slowdown(),
                     "scheduler_overhead": r.overhead(),
                     "blocks": r.stats.blocks,
                 })

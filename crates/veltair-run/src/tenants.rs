@@ -1,8 +1,9 @@
 //! Which models a run serves and at what latency targets: `--model NAME=FILE[:QOS_MS]`
 //! (repeatable), or `--mix light|medium|heavy|M1,M2,...` over a directory of `NAME.vbundle`
 //! files. A model without a target gets a stated multiple of its solo latency at the widest
-//! width its bundle was measured at.
+//! width its bundle was measured at. With the trace seed, these make a workload.
 
+use clap::Args;
 use std::path::{Path, PathBuf};
 use veltair_exec::{open_bundle, Plan};
 use veltair_run::sched::ModelProfile;
@@ -11,6 +12,42 @@ use veltair_run::sched::ModelProfile;
 pub const LIGHT: &[&str] = &["mobilenetv2", "efficientnet_b0", "tiny_yolov2"];
 /// The heavy mix.
 pub const HEAVY: &[&str] = &["resnet50", "googlenet", "bert_base"];
+
+/// The tenants, their QoS targets and the arrival trace's seed, as given on the command line.
+#[derive(Args)]
+pub struct WorkloadArgs {
+    /// A tenant: `NAME=FILE.vbundle[:QOS_MS]` (repeatable).
+    #[arg(long = "model", value_name = "NAME=FILE[:QOS_MS]")]
+    pub models: Vec<ModelArg>,
+    /// Instead of `--model`: `light`, `medium`, `heavy` or `NAME,NAME,...`, read from `--bundles`.
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// Directory of `NAME.vbundle` files for `--mix`.
+    #[arg(long, default_value = "target/bundles")]
+    pub bundles: PathBuf,
+    /// Seed of the Poisson arrival trace (the same trace for every policy).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// QoS target of a model without one: this many times its solo latency at its bundle's
+    /// widest width.
+    #[arg(long, default_value_t = 4.0)]
+    pub qos_factor: f64,
+}
+
+impl WorkloadArgs {
+    /// The tenants' plans and profiles (with QoS targets).
+    pub fn tenants(&self) -> Result<Vec<(Plan, ModelProfile)>, String> {
+        let models = match (&self.mix, self.models.is_empty()) {
+            (Some(spec), true) => mix(spec, &self.bundles)?,
+            (None, false) => self.models.clone(),
+            _ => return Err("give either --model (repeatable) or --mix".into()),
+        };
+        if self.qos_factor.is_nan() || self.qos_factor <= 0.0 {
+            return Err("--qos-factor must be positive".into());
+        }
+        open(&models, self.qos_factor)
+    }
+}
 
 /// A `NAME=FILE[:QOS_MS]` argument.
 #[derive(Clone, Debug)]
@@ -43,7 +80,7 @@ impl std::str::FromStr for ModelArg {
 
 /// The models of a mix: `light`, `heavy`, `medium` (both) or a comma-separated list of names,
 /// each read from `DIR/NAME.vbundle`.
-pub fn mix(spec: &str, dir: &Path) -> Result<Vec<ModelArg>, String> {
+fn mix(spec: &str, dir: &Path) -> Result<Vec<ModelArg>, String> {
     let names: Vec<&str> = match spec {
         "light" => LIGHT.to_vec(),
         "heavy" => HEAVY.to_vec(),

@@ -1,17 +1,14 @@
 //! The contention estimate, from software signals only (no hardware counters here):
 //! - observed: each executed layer's latency over its profiled solo latency at the same width
 //!   and version, smoothed (exponentially weighted), mapped onto the profiles' level scale;
-//! - predicted: the pressure of the layers running right now on other cores, from their
-//!   modelled working sets.
+//! - predicted: the pressure of the layers running right now on other cores (each layer's
+//!   pressure is modelled in the profile module from its measured sensitivity to the stressor).
 //!
 //! The estimate is the mean of the two levels once layers have been observed, the predicted
 //! level before.
 
 /// Weight of the newest observation in the smoothed slowdown.
 const ALPHA: f64 = 0.2;
-/// A layer whose working set reaches this many bytes (a core's L2 here) presses on the shared
-/// cache and memory with full weight; smaller ones proportionally less.
-pub const PRESSURE_BYTES: f64 = (1u64 << 20) as f64;
 
 /// The running estimate.
 #[derive(Clone, Debug)]
@@ -78,8 +75,8 @@ impl Monitor {
     }
 }
 
-/// The level that co-runners with `pressures` (each: working-set weight in 0..=1 times the
-/// cores it holds) cause for a layer on `own` of `cores` cores, on a scale of `levels`.
+/// The level that co-runners with `pressures` (each: pressure in 0..=1 times the cores it
+/// holds) cause for a layer on `own` of `cores` cores, on a scale of `levels`.
 pub fn predicted_level(pressures: f64, own: usize, cores: usize, levels: usize) -> usize {
     let others = cores.saturating_sub(own);
     if others == 0 || levels == 0 {
@@ -87,11 +84,6 @@ pub fn predicted_level(pressures: f64, own: usize, cores: usize, levels: usize) 
     }
     let fraction = (pressures / others as f64).clamp(0.0, 1.0);
     (fraction * levels as f64).round() as usize
-}
-
-/// Pressure weight of a layer with working set `footprint` bytes.
-pub fn pressure(footprint: u64) -> f64 {
-    (footprint as f64 / PRESSURE_BYTES).clamp(0.1, 1.0)
 }
 
 #[cfg(test)]
@@ -130,7 +122,5 @@ mod tests {
         assert_eq!(predicted_level(1.0, 1, 2, 3), 3);
         assert_eq!(predicted_level(0.1, 1, 2, 3), 0);
         assert_eq!(predicted_level(16.0, 32, 64, 3), 2);
-        assert_eq!(pressure(4 << 20), 1.0);
-        assert_eq!(pressure(0), 0.1);
     }
 }

@@ -6,6 +6,12 @@
 //! - a wider width than measured: Amdahl's law fitted to the two widest measured widths
 //!   (`t(w) = s + p / w`), or, with one measured width, a 90% parallel fraction;
 //! - nothing measured (`--tune none`): a nominal 40 GFLOP/s per core plus 10 µs per layer.
+//!
+//! It also says how hard a layer presses on the layers running beside it: its slowdown under
+//! the compiler's stressor at the highest level, relative to the slowdown of the calibration
+//! reference (a pure memory stream) there. The stated model: interference is symmetric, so a
+//! layer that suffers like the stream (memory-bound) presses like the stream (pressure 1), and
+//! one the stressor does not slow (compute-bound in its own caches) does not press (0).
 
 use veltair_bundle::Latency;
 use veltair_exec::Plan;
@@ -28,6 +34,8 @@ pub struct ModelProfile {
     pub max_width: usize,
     /// The highest contention level any latency was measured at.
     pub levels: usize,
+    /// The calibration reference's slowdown at each level (level 0 first).
+    pub reference: Vec<f64>,
 }
 
 /// One layer.
@@ -42,8 +50,6 @@ pub struct StepProfile {
 #[derive(Clone, Debug, Default)]
 pub struct VersionProfile {
     pub cells: Vec<Latency>,
-    /// Modelled working set (bytes), for the predicted pressure of co-running layers.
-    pub footprint: u64,
 }
 
 impl ModelProfile {
@@ -58,13 +64,47 @@ impl ModelProfile {
                 versions: s
                     .versions
                     .iter()
-                    .map(|v| VersionProfile { cells: v.latencies.clone(), footprint: v.footprint })
+                    .map(|v| VersionProfile { cells: v.latencies.clone() })
                     .collect(),
             })
             .collect();
         let levels =
             steps.iter().flat_map(|s| &s.versions).flat_map(|v| &v.cells).map(|c| c.level as usize).max().unwrap_or(0);
-        ModelProfile { name: name.to_string(), qos, steps, max_width: plan.max_threads.max(1), levels }
+        let mut reference: Vec<f64> = vec![1.0];
+        if let Some(c) = &plan.calibration {
+            let mut levels: Vec<_> = c.levels.iter().map(|l| (l.level, l.slowdown)).collect();
+            levels.sort_by_key(|l| l.0);
+            reference.extend(levels.into_iter().filter(|l| l.0 > 0).map(|l| l.1));
+        }
+        ModelProfile { name: name.to_string(), qos, steps, max_width: plan.max_threads.max(1), levels, reference }
+    }
+
+    /// How hard `version` of `step` presses on co-running layers, 0 to 1 (the model stated at
+    /// the top of this module); 0 when it was not measured under contention.
+    pub fn pressure(&self, step: usize, version: usize) -> f64 {
+        let top = self.levels.min(self.reference.len().saturating_sub(1));
+        let stream = self.reference.get(top).copied().unwrap_or(1.0);
+        if top == 0 || stream.is_nan() || stream <= 1.0 {
+            return 0.0;
+        }
+        let own = level_slowdown(&self.steps[step].versions[version], top as u32);
+        ((own - 1.0) / (stream - 1.0)).clamp(0.0, 1.0)
+    }
+
+    /// The pressure of steps `range` running `versions` at `width`: each layer's pressure
+    /// weighted by its solo time there.
+    pub fn block_pressure(&self, range: std::ops::Range<usize>, versions: &[usize], width: usize) -> f64 {
+        let (mut weighted, mut total) = (0.0, 0.0);
+        for (step, &v) in range.zip(versions) {
+            let t = self.latency(step, v, width, 0);
+            weighted += self.pressure(step, v) * t;
+            total += t;
+        }
+        if total > 0.0 {
+            weighted / total
+        } else {
+            0.0
+        }
     }
 
     /// Latency of `version` of `step` at `width` and contention `level` (measured or modelled).
@@ -186,13 +226,14 @@ mod tests {
     }
 
     fn profile(versions: Vec<Vec<Latency>>, macs: u64) -> ModelProfile {
-        let versions = versions.into_iter().map(|cells| VersionProfile { cells, footprint: 0 }).collect();
+        let versions = versions.into_iter().map(|cells| VersionProfile { cells }).collect();
         ModelProfile {
             name: "m".into(),
             qos: 1.0,
             steps: vec![StepProfile { label: "s".into(), macs, versions }],
             max_width: 2,
             levels: 3,
+            reference: vec![1.0, 1.2, 1.4, 2.0],
         }
     }
 
@@ -225,6 +266,26 @@ mod tests {
             0,
         );
         assert_eq!(level_scale(&[p.clone(), p]), vec![1.0, 1.4, 2.0, 1.0], "level 3 was not measured");
+    }
+
+    #[test]
+    fn pressure_is_the_slowdown_relative_to_the_stream_reference() {
+        let p = profile(
+            vec![
+                cells(&[(1, 0, 1.0), (1, 3, 2.0)]),
+                cells(&[(1, 0, 1.0), (1, 3, 1.5)]),
+                cells(&[(1, 0, 1.0), (1, 3, 0.9)]),
+                cells(&[(1, 0, 1.0), (1, 3, 4.0)]),
+                cells(&[(1, 0, 1.0)]),
+            ],
+            0,
+        );
+        let pressures: Vec<f64> = (0..5).map(|v| p.pressure(0, v)).collect();
+        assert_eq!(pressures, vec![1.0, 0.5, 0.0, 1.0, 0.0]);
+        let mixed = ModelProfile { steps: vec![p.steps[0].clone(), p.steps[0].clone()], ..p.clone() };
+        assert!((mixed.block_pressure(0..2, &[0, 1], 1) - 0.75).abs() < 1e-12);
+        let untuned = ModelProfile { reference: vec![1.0], ..p };
+        assert_eq!(untuned.pressure(0, 0), 0.0, "no calibration: no pressure");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! clocks itself: callers pass the time.
 
 use super::cores::CoreSet;
-use super::monitor::{predicted_level, pressure, Monitor};
+use super::monitor::{predicted_level, Monitor};
 use super::policy::{Granularity, Order, Policy, VersionPolicy};
 use super::profile::ModelProfile;
 use std::collections::{BTreeSet, HashMap};
@@ -33,6 +33,8 @@ pub struct BlockStart {
     pub versions: Vec<usize>,
     /// The contention level the versions were chosen for.
     pub level: usize,
+    /// Its pressure on co-runners (the profile's block pressure) times the cores it holds.
+    pub pressure: f64,
 }
 
 /// A query the scheduler finished.
@@ -58,6 +60,10 @@ pub struct SchedStats {
     pub layer_runs: u64,
     /// Wall time spent inside `arrive`, `schedule` and `block_done`.
     pub decision_seconds: f64,
+    /// Time the finished layers took, and what their profiles say they take solo at the same
+    /// width and version: the ratio is the slowdown co-runners caused.
+    pub layer_seconds: f64,
+    pub profiled_solo_seconds: f64,
 }
 
 struct Query {
@@ -76,7 +82,7 @@ struct Running {
     steps: Range<usize>,
     versions: Vec<usize>,
     cores: Vec<usize>,
-    /// Working-set weight times cores held.
+    /// Pressure times cores held.
     pressure: f64,
 }
 
@@ -184,7 +190,10 @@ impl Scheduler {
         let profile = &self.models[block.model];
         let width = block.cores.len();
         for ((step, &version), &seconds) in block.steps.clone().zip(&block.versions).zip(step_seconds) {
-            self.monitor.observe(seconds, profile.latency(step, version, width, 0));
+            let solo = profile.latency(step, version, width, 0);
+            self.monitor.observe(seconds, solo);
+            self.stats.layer_seconds += seconds;
+            self.stats.profiled_solo_seconds += solo;
         }
         let q = self.queries.get_mut(&block.query)?;
         q.next_step = block.steps.end;
@@ -265,7 +274,7 @@ impl Scheduler {
                 self.stats.contention_choices += 1;
             }
         }
-        let footprint = steps.clone().zip(&versions).map(|(i, &v)| p.steps[i].versions[v].footprint).max().unwrap_or(0);
+        let pressure = p.block_pressure(steps.clone(), &versions, width) * width as f64;
         self.stats.blocks += 1;
         self.stats.conflicts += conflict as u64;
         if let Some(q) = self.queries.get_mut(&qid) {
@@ -281,10 +290,10 @@ impl Scheduler {
                 steps: steps.clone(),
                 versions: versions.clone(),
                 cores: cores.clone(),
-                pressure: pressure(footprint) * width as f64,
+                pressure,
             },
         );
-        Some(BlockStart { id, query: qid, model, steps, cores, versions, level: version_level })
+        Some(BlockStart { id, query: qid, model, steps, cores, versions, level: version_level, pressure })
     }
 
     /// The block of consecutive layers from `first` whose preferred widths stay within the

@@ -4,10 +4,10 @@
 //! - a block lasts the sum of its layers' profiled latencies (`ModelProfile::latency`: measured
 //!   cells, else the models stated there) at the width it got and the contention level its
 //!   co-runners cause when it starts;
-//! - that level is the predicted level of the monitor module: the working-set pressure of the
-//!   blocks running on the other cores, relative to how many other cores there are.
+//! - that level is the predicted level of the monitor module: the pressure (profile module) of
+//!   the blocks running on the other cores, relative to how many other cores there are.
 
-use super::monitor::{predicted_level, pressure};
+use super::monitor::predicted_level;
 use super::policy::Policy;
 use super::profile::ModelProfile;
 use super::scheduler::{SchedStats, Scheduler};
@@ -58,15 +58,8 @@ pub fn simulate(models: &[ModelProfile], policy: Policy, cores: usize, scale: Ve
             let level = predicted_level(others, width, cores, levels);
             let seconds: Vec<f64> =
                 block.steps.clone().zip(&block.versions).map(|(i, &v)| p.latency(i, v, width, level)).collect();
-            let footprint = block
-                .steps
-                .clone()
-                .zip(&block.versions)
-                .map(|(i, &v)| p.steps[i].versions[v].footprint)
-                .max()
-                .unwrap_or(0);
             let end = now + seconds.iter().sum::<f64>();
-            running.insert(block.id, (pressure(footprint) * width as f64, seconds));
+            running.insert(block.id, (block.pressure, seconds));
             events.push(Reverse((nanos(end).max(t + 1), Event::Done(block.id))));
         }
     }
@@ -86,8 +79,8 @@ mod tests {
             .map(|w| Latency { width: w, level: 0, seconds: t1 / (w.min(scaling as u32)) as f64 })
             .collect::<Vec<_>>();
         let step =
-            StepProfile { label: "l".into(), macs: 1000, versions: vec![VersionProfile { cells, footprint: 2 << 20 }] };
-        ModelProfile { name: "m".into(), qos, steps: vec![step; layers], max_width: 4, levels: 0 }
+            StepProfile { label: "l".into(), macs: 1000, versions: vec![VersionProfile { cells }] };
+        ModelProfile { name: "m".into(), qos, steps: vec![step; layers], max_width: 4, levels: 0, reference: vec![1.0] }
     }
 
     #[test]
