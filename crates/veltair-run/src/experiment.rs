@@ -100,7 +100,7 @@ impl ExperimentArgs {
             let value = serde_json::json!({"simulated": simulated, "cores": cores, "queries": queries, "seed": self.workload.seed,
                 "qos_factor": self.workload.qos_factor, "common_rate": rate,
                 "models": profiles.iter().map(|p| serde_json::json!({"name": p.name, "qos_ms": p.qos * 1e3})).collect::<Vec<_>>(),
-                "policies": to_json(&comparison.rows)});
+                "policies": to_json(&comparison.rows, profiles)});
             std::fs::write(path, serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }

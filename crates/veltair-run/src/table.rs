@@ -3,7 +3,7 @@
 //! conflict rate and version choices.
 
 use serde_json::{json, Value};
-use veltair_run::sched::{quantile, Outcome, SchedStats};
+use veltair_run::sched::{quantile, ModelProfile, Outcome, SchedStats};
 
 /// One policy's row.
 pub struct Row {
@@ -79,12 +79,34 @@ pub fn render(rows: &[Row], title: &str) -> String {
     out
 }
 
+/// Per model of `profiles`: queries, mean and p99 latency, share within target, at the common
+/// rate.
+fn per_model(row: &Row, profiles: &[ModelProfile]) -> Value {
+    let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
+    Value::Array(
+        profiles
+            .iter()
+            .enumerate()
+            .map(|(m, p)| {
+                let queries: Vec<(usize, f64, f64)> =
+                    row.outcome.queries.iter().copied().filter(|q| q.0 == m).collect();
+                let outcome = Outcome { queries };
+                let latencies = outcome.latencies();
+                let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+                json!({"model": p.name, "queries": latencies.len(), "mean_ms": mean * 1e3,
+                    "p99_ms": quantile(&latencies, 0.99) * 1e3, "within_qos": outcome.within_qos(&qos)})
+            })
+            .collect(),
+    )
+}
+
 /// The rows as JSON.
-pub fn to_json(rows: &[Row]) -> Value {
+pub fn to_json(rows: &[Row], profiles: &[ModelProfile]) -> Value {
     Value::Array(
         rows.iter()
             .map(|r| {
                 json!({
+                    "per_model": per_model(r, profiles),
                     "policy": r.policy,
                     "qps_at_qos": r.qps_at_qos,
                     "queries": r.outcome.queries.len(),

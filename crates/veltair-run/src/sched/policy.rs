@@ -29,7 +29,8 @@ pub enum Order {
 /// How each layer's version is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VersionPolicy {
-    /// The fastest version at the estimated contention level for the width the block got.
+    /// The fastest version at the estimated contention level for the width the block got, when
+    /// it beats the solo-best version there by more than a noise margin (`ModelProfile::version_for`).
     Adaptive,
     /// The fastest version without contention for that width.
     SoloBest,

@@ -20,6 +20,10 @@ use veltair_exec::Plan;
 const NOMINAL_RATE: f64 = 40e9;
 /// Nominal fixed cost of one layer call (seconds).
 const NOMINAL_OVERHEAD: f64 = 10e-6;
+/// A version other than the solo best is chosen for a contention level only when it is faster
+/// there by more than this fraction: the measured cells are medians with a few percent of noise,
+/// and a switch on a smaller difference would follow the noise.
+const SWITCH_MARGIN: f64 = 0.05;
 /// Parallel fraction assumed when only one width was measured.
 const DEFAULT_PARALLEL_FRACTION: f64 = 0.9;
 
@@ -61,11 +65,7 @@ impl ModelProfile {
             .map(|s| StepProfile {
                 label: s.label.clone(),
                 macs: s.macs,
-                versions: s
-                    .versions
-                    .iter()
-                    .map(|v| VersionProfile { cells: v.latencies.clone() })
-                    .collect(),
+                versions: s.versions.iter().map(|v| VersionProfile { cells: v.latencies.clone() }).collect(),
             })
             .collect();
         let levels =
@@ -124,6 +124,21 @@ impl ModelProfile {
             .map(|v| (v, self.latency(step, v, width, level)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((0, f64::INFINITY))
+    }
+
+    /// The version to run `step` at `width` under contention `level`: the solo-best version,
+    /// unless another is faster at that level by more than the switch margin.
+    pub fn version_for(&self, step: usize, width: usize, level: usize) -> usize {
+        let (solo_best, _) = self.best_version(step, width, 0);
+        if level == 0 {
+            return solo_best;
+        }
+        let (best, t) = self.best_version(step, width, level);
+        if t * (1.0 + SWITCH_MARGIN) < self.latency(step, solo_best, width, level) {
+            best
+        } else {
+            solo_best
+        }
     }
 
     /// Latency of steps `range` at `width` and `level`, each at its best version there.
@@ -286,6 +301,17 @@ mod tests {
         assert!((mixed.block_pressure(0..2, &[0, 1], 1) - 0.75).abs() < 1e-12);
         let untuned = ModelProfile { reference: vec![1.0], ..p };
         assert_eq!(untuned.pressure(0, 0), 0.0, "no calibration: no pressure");
+    }
+
+    #[test]
+    fn versions_switch_for_contention_only_beyond_the_margin() {
+        let p = profile(
+            vec![cells(&[(1, 0, 1.0), (1, 2, 1.5), (1, 3, 2.0)]), cells(&[(1, 0, 1.1), (1, 2, 1.45), (1, 3, 1.5)])],
+            0,
+        );
+        assert_eq!(p.version_for(0, 1, 0), 0);
+        assert_eq!(p.version_for(0, 1, 2), 0, "3% faster at level 2: within the margin");
+        assert_eq!(p.version_for(0, 1, 3), 1);
     }
 
     #[test]

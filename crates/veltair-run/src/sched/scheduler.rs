@@ -1,9 +1,8 @@
 //! The scheduler as a state machine shared by the real runtime and the simulator: queries
 //! arrive, `schedule` starts every block that can start now, in the policy's order (by arrival
 //! or by deadline: when the first waiting query cannot start, nobody behind it does),
-//! `block_done` returns a block's
-//! cores and feeds its layer timings to the contention monitor. It never touches threads or
-//! clocks itself: callers pass the time.
+//! `block_done` returns a block's cores and feeds its layer timings to the contention monitor.
+//! It never touches threads or clocks itself: callers pass the time.
 
 use super::cores::CoreSet;
 use super::monitor::{predicted_level, Monitor};
@@ -266,7 +265,7 @@ impl Scheduler {
             VersionPolicy::SoloBest => 0,
         };
         let p = &self.models[model];
-        let versions: Vec<usize> = steps.clone().map(|i| p.best_version(i, width, version_level).0).collect();
+        let versions: Vec<usize> = steps.clone().map(|i| p.version_for(i, width, version_level)).collect();
         for (i, &v) in steps.clone().zip(&versions) {
             *self.stats.version_choices.entry((model, i, v)).or_default() += 1;
             self.stats.layer_runs += 1;
@@ -316,5 +315,75 @@ impl Scheduler {
             end += 1;
         }
         first..end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::profile::{StepProfile, VersionProfile};
+    use super::*;
+    use veltair_bundle::Latency;
+
+    /// A model of `layers` layers of `seconds` each at width 1 (and half that at width 2).
+    fn model(name: &str, layers: usize, seconds: f64, qos: f64) -> ModelProfile {
+        let cells =
+            vec![Latency { width: 1, level: 0, seconds }, Latency { width: 2, level: 0, seconds: seconds / 2.0 }];
+        let step = StepProfile { label: "l".into(), macs: 1, versions: vec![VersionProfile { cells }] };
+        ModelProfile {
+            name: name.into(),
+            qos,
+            steps: vec![step; layers],
+            max_width: 1,
+            levels: 0,
+            reference: vec![1.0],
+        }
+    }
+
+    /// Which model each started block belongs to, when a long query holds the only core and
+    /// a second long query, then a short urgent one, arrive behind it.
+    fn order_after_the_long_query(policy: &str) -> Vec<usize> {
+        let models = vec![model("long", 1, 1.0, 10.0), model("short", 1, 0.01, 0.1)];
+        let mut s = Scheduler::new(Policy::parse(policy).unwrap(), models, 1, vec![1.0]);
+        s.arrive(0, 0.0);
+        let first = s.schedule(0.0);
+        assert_eq!(first.len(), 1);
+        s.arrive(0, 0.1);
+        s.arrive(1, 0.2);
+        assert!(s.schedule(0.2).is_empty(), "the only core is held");
+        assert_eq!(s.block_done(first[0].id, &[1.0]).map(|d| d.model), Some(0));
+        let mut order = Vec::new();
+        let mut now = 1.0;
+        while let Some(block) = s.schedule(now).pop() {
+            order.push(block.model);
+            now += 0.5;
+            s.block_done(block.id, &[0.5]);
+        }
+        order
+    }
+
+    #[test]
+    fn deadline_order_serves_the_urgent_query_first_and_fcfs_the_oldest() {
+        assert_eq!(order_after_the_long_query("layer-wise"), vec![1, 0]);
+        assert_eq!(order_after_the_long_query("veltair"), vec![1, 0]);
+        assert_eq!(order_after_the_long_query("model-wise"), vec![0, 1]);
+        assert_eq!(order_after_the_long_query("layer-wise+fcfs"), vec![0, 1]);
+    }
+
+    #[test]
+    fn layer_blocks_end_within_the_horizon() {
+        // The tightest target is 0.2 s, so no block may hold its cores past 0.02 s.
+        let models = vec![model("many", 10, 0.008, 100.0), model("tight", 1, 0.001, 0.2)];
+        let mut s = Scheduler::new(Policy::parse("layer-block").unwrap(), models, 1, vec![1.0]);
+        s.arrive(0, 0.0);
+        let mut now = 0.0;
+        let mut lengths = Vec::new();
+        while let Some(block) = s.schedule(now).pop() {
+            lengths.push(block.steps.len());
+            now += 0.008 * block.steps.len() as f64;
+            s.block_done(block.id, &vec![0.008; block.steps.len()]);
+        }
+        assert_eq!(lengths.iter().sum::<usize>(), 10);
+        assert!(lengths.iter().all(|&n| n <= 2), "{lengths:?}");
+        assert!(lengths.len() < 10, "blocks group layers: {lengths:?}");
     }
 }

@@ -78,8 +78,7 @@ mod tests {
         let cells = (1..=4u32)
             .map(|w| Latency { width: w, level: 0, seconds: t1 / (w.min(scaling as u32)) as f64 })
             .collect::<Vec<_>>();
-        let step =
-            StepProfile { label: "l".into(), macs: 1000, versions: vec![VersionProfile { cells }] };
+        let step = StepProfile { label: "l".into(), macs: 1000, versions: vec![VersionProfile { cells }] };
         ModelProfile { name: "m".into(), qos, steps: vec![step; layers], max_width: 4, levels: 0, reference: vec![1.0] }
     }
 
