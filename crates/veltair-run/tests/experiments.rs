@@ -1,0 +1,91 @@
+//! `veltair-run simulate` and `trace` on bundles of two zoo models (untuned: the profiles use
+//! the nominal latency model): the comparison's JSON holds every policy with a rate found and
+//! latency columns from one common rate; the trace is the seeded Poisson trace with the stated
+//! targets; bad arguments give exit status 2 with a message.
+
+mod zoo_support;
+
+use serde_json::Value;
+use std::process::{Command, Output};
+use veltair_tests::small_zoo;
+use zoo_support::{bundle, scratch};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veltair-run")).args(args).output().expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `--model` arguments for bundles of the first two zoo models.
+fn tenants() -> Vec<String> {
+    small_zoo()
+        .iter()
+        .take(2)
+        .enumerate()
+        .flat_map(|(i, dir)| ["--model".to_string(), format!("m{i}={}", bundle(dir, 2).0.display())])
+        .collect()
+}
+
+#[test]
+fn simulate_compares_every_policy_at_a_common_rate() {
+    let json = scratch("simulate.json");
+    let mut args = vec!["simulate".to_string(), "--cores".into(), "4".into(), "--queries".into(), "300".into()];
+    args.extend(tenants());
+    args.extend(["--json".to_string(), json.display().to_string()]);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("simulated (modelled, not measured): 4 cores"), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let policies = v["policies"].as_array().unwrap();
+    let names: Vec<&str> = policies.iter().map(|p| p["policy"].as_str().unwrap()).collect();
+    assert_eq!(names, ["model-wise", "layer-wise", "layer-block", "veltair"]);
+    let rates: Vec<f64> = policies.iter().map(|p| p["qps_at_qos"].as_f64().unwrap()).collect();
+    assert!(rates.iter().all(|&r| r > 0.0), "{rates:?}");
+    let lowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(v["common_rate"].as_f64().unwrap(), lowest);
+    for p in policies {
+        let per_model = p["per_model"].as_array().unwrap();
+        assert_eq!(per_model.len(), 2);
+        let queries: u64 = per_model.iter().map(|m| m["queries"].as_u64().unwrap()).sum();
+        assert_eq!(queries, 300, "every query of the common-rate replay is counted once");
+    }
+}
+
+#[test]
+fn trace_prints_the_seeded_arrivals_and_targets() {
+    let mut args = vec!["trace".to_string(), "--rate".into(), "50".into(), "--queries".into(), "40".into()];
+    args.extend(tenants());
+    let first = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let v: Value = serde_json::from_slice(&first.stdout).unwrap();
+    let at: Vec<f64> = v["arrivals"].as_array().unwrap().iter().map(|a| a["at"].as_f64().unwrap()).collect();
+    assert_eq!(at.len(), 40);
+    assert!(at.windows(2).all(|w| w[0] < w[1]));
+    assert!(v["arrivals"].as_array().unwrap().iter().all(|a| a["model"].as_u64().unwrap() < 2));
+    for m in v["models"].as_array().unwrap() {
+        let (qos, solo) = (m["qos_ms"].as_f64().unwrap(), m["solo_ms"].as_f64().unwrap());
+        assert!((qos - 4.0 * solo).abs() < 1e-9 * qos, "default target is 4x the solo latency: {m}");
+    }
+    args.extend(["--seed".to_string(), "2".into()]);
+    let other = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(first.stdout, other.stdout, "another seed, another trace");
+}
+
+#[test]
+fn bad_experiment_arguments_exit_2_with_a_message() {
+    let model = tenants();
+    let m: Vec<&str> = model.iter().take(2).map(String::as_str).collect();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["trace", "--rate", "0", m[0], m[1]], "--rate must be a positive"),
+        (vec!["simulate", "--policy", "fifo", m[0], m[1]], "unknown policy `fifo`"),
+        (vec!["simulate", "--policy", "veltair+fast", m[0], m[1]], "unknown policy suffix"),
+        (vec!["simulate", "--latency-rate", "0", m[0], m[1]], "--latency-rate must be a positive"),
+    ];
+    for (args, message) in cases {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(message), "{args:?}: {}", text(&o));
+    }
+}
