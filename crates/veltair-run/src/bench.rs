@@ -4,7 +4,7 @@
 //! does not). Prints the policy table and writes it as JSON, with an SVG of the latency CDFs and
 //! QPS-at-QoS bars.
 
-use crate::experiment::{compare, ExperimentArgs};
+use crate::experiment::{compare, start_rate, ExperimentArgs};
 use crate::svg;
 use clap::Args;
 use std::path::PathBuf;
@@ -49,8 +49,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let scale = level_scale(&profiles);
     let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
     let weights = vec![1.0; loaded.len()];
-    let mean_solo = profiles.iter().map(|p| p.solo(1)).sum::<f64>() / profiles.len() as f64;
-    let start = cores as f64 / mean_solo / 4.0;
+    let start = start_rate(&profiles, cores);
     let replay = |policy, rate: f64| -> Result<(Outcome, usize, SchedStats), String> {
         let tenants = loaded
             .iter()

@@ -14,6 +14,13 @@ pub struct Comparison {
     pub common_rate: f64,
 }
 
+/// Where the rate search starts: a quarter of what `cores` cores sustain when every query takes
+/// the mean one-core solo latency of the tenants.
+pub fn start_rate(profiles: &[ModelProfile], cores: usize) -> f64 {
+    let mean_solo = profiles.iter().map(|p| p.solo(1)).sum::<f64>() / profiles.len().max(1) as f64;
+    cores as f64 / mean_solo / 4.0
+}
+
 /// Searches each policy's QPS-at-QoS (`within(policy, rate)`: the share of queries within QoS
 /// in a replay at `rate`; `steps` bisections from `start`), then replays every policy at one
 /// rate for the latency, conflict and version columns, so those compare like with like:

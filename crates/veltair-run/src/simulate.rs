@@ -2,7 +2,7 @@
 //! number of cores, from the bundles' profiles, searching each policy's QPS-at-QoS. All figures
 //! are modelled (see `veltair_run::sched::sim` for the model), never measured.
 
-use crate::experiment::{compare, ExperimentArgs};
+use crate::experiment::{compare, start_rate, ExperimentArgs};
 use clap::Args;
 use veltair_run::sched::{level_scale, poisson, simulate};
 
@@ -35,8 +35,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     let scale = level_scale(&profiles);
     let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
     let weights = vec![1.0; profiles.len()];
-    let mean_solo = profiles.iter().map(|p| p.solo(1)).sum::<f64>() / profiles.len() as f64;
-    let start = cores as f64 / mean_solo / 4.0;
+    let start = start_rate(&profiles, cores);
     let seed = args.experiment.workload.seed;
     let replay =
         |policy, rate| simulate(&profiles, policy, cores, scale.clone(), &poisson(rate, args.queries, &weights, seed));
