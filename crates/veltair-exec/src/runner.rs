@@ -79,8 +79,20 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// Maps the plan's kernels and prepares an arena and `threads` workers.
+    /// Maps the plan's kernels and prepares an arena and `threads` workers. The workers inherit
+    /// the calling thread's core affinity: see `pinned` for measurements.
     pub fn new(plan: Plan, threads: usize) -> Result<Executor, ExecError> {
+        Executor::build(plan, threads, None)
+    }
+
+    /// Like `new` with one worker per core of `cores`, worker `t` pinned to `cores[t]`. Timing a
+    /// width needs this: workers created by a thread pinned to one core would otherwise all
+    /// share that core, and a width-2 kernel would run at width-1 speed.
+    pub fn pinned(plan: Plan, cores: &[usize]) -> Result<Executor, ExecError> {
+        Executor::build(plan, cores.len(), Some(cores.to_vec()))
+    }
+
+    fn build(plan: Plan, threads: usize, cores: Option<Vec<usize>>) -> Result<Executor, ExecError> {
         let kernels = plan.kernels.iter().map(LoadedKernel::load).collect::<Result<Vec<_>, _>>()?;
         let pool = match threads {
             0 | 1 => None,
@@ -88,6 +100,11 @@ impl Executor {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
                     .thread_name(|i| format!("veltair-worker-{i}"))
+                    .start_handler(move |i| {
+                        if let Some(&core) = cores.as_ref().and_then(|c| c.get(i)) {
+                            core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                        }
+                    })
                     .build()
                     .map_err(|e| ExecError::Pool(n, e.to_string()))?,
             ),
@@ -201,4 +218,44 @@ pub fn read_outputs(plan: &Plan, arena: &[f32]) -> Vec<Vec<f32>> {
         .iter()
         .map(|p| arena.get(p.offset..p.offset + p.elems()).map_or_else(Vec::new, <[f32]>::to_vec))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::Constants;
+
+    /// The core each worker of `exec`'s pool may run on, by worker index.
+    fn worker_cores(exec: &Executor) -> Vec<Vec<usize>> {
+        let pool = exec.pool.as_ref().expect("a pool of two workers");
+        pool.broadcast(|_| core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect())
+    }
+
+    #[test]
+    fn pinned_workers_run_on_their_own_cores_even_when_created_from_a_pinned_thread() {
+        let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+        if cores.len() < 2 {
+            return;
+        }
+        let empty = Plan {
+            name: "empty".into(),
+            kernels: Vec::new(),
+            constants: Constants::Owned(Vec::new()),
+            arena_elems: 0,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            steps: Vec::new(),
+            max_threads: 2,
+            calibration: None,
+        };
+        std::thread::spawn(move || {
+            assert!(core_affinity::set_for_current(core_affinity::CoreId { id: cores[0] }));
+            let inherited = Executor::new(empty.clone(), 2).unwrap();
+            assert_eq!(worker_cores(&inherited), vec![vec![cores[0]]; 2], "unpinned workers inherit the affinity");
+            let pinned = Executor::pinned(empty, &cores[..2]).unwrap();
+            assert_eq!(worker_cores(&pinned), vec![vec![cores[0]], vec![cores[1]]]);
+        })
+        .join()
+        .unwrap();
+    }
 }

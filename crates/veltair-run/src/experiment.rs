@@ -62,8 +62,9 @@ pub struct ExperimentArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
     /// Policies to compare: model-wise (FCFS), layer-wise, layer-block, veltair (earliest
-    /// deadline first); suffixes `+adaptive` / `+solo-best` override the version choice,
-    /// `+fcfs` / `+deadline` the order.
+    /// deadline first, widening into idle cores); suffixes `+adaptive` / `+solo-best` override
+    /// the version choice, `+fcfs` / `+deadline` the order, `+fit` / `+widen` the use of idle
+    /// cores.
     #[arg(long = "policy", default_values_t = ["model-wise".to_string(), "layer-wise".to_string(), "layer-block".to_string(), "veltair".to_string()])]
     pub policies: Vec<String>,
     /// Rate (queries/s) of the replay behind the latency, conflict and version columns

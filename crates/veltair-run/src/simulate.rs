@@ -4,7 +4,9 @@
 
 use crate::experiment::{compare, start_rate, ExperimentArgs};
 use clap::Args;
-use veltair_run::sched::{level_scale, poisson, simulate};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use veltair_run::sched::{level_scale, poisson, simulate, InSitu, Machine, ModelProfile};
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -20,6 +22,14 @@ pub struct SimulateArgs {
     /// modelled (Amdahl's law fitted to the measured widths).
     #[arg(long, value_name = "W")]
     pub max_width: Option<usize>,
+    /// A `bench --json` file from a low-rate run on the real machine (e.g. `bench --policy
+    /// model-wise --policy layer-wise --latency-rate 1`): each model's layer slowdown at each
+    /// width (from the policy row that ran that width longest; else the first row's slowdown in
+    /// all) becomes its in-situ factor there, scaling its simulated layer times: the cost of
+    /// running in a server, with caches cold after other tenants, rather than in the
+    /// compiler's measurement loop [default: 1.0].
+    #[arg(long, value_name = "FILE")]
+    pub in_situ: Option<PathBuf>,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<(), String> {
@@ -32,13 +42,16 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     if let Some(w) = args.max_width {
         profiles.iter_mut().for_each(|p| p.max_width = w.max(1));
     }
-    let scale = level_scale(&profiles);
+    let in_situ = match &args.in_situ {
+        Some(path) => in_situ_factors(path, &profiles)?,
+        None => InSitu::default(),
+    };
+    let machine = Machine { cores, scale: level_scale(&profiles), in_situ };
     let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
     let weights = vec![1.0; profiles.len()];
     let start = start_rate(&profiles, cores);
     let seed = args.experiment.workload.seed;
-    let replay =
-        |policy, rate| simulate(&profiles, policy, cores, scale.clone(), &poisson(rate, args.queries, &weights, seed));
+    let replay = |policy, rate| simulate(&profiles, policy, &machine, &poisson(rate, args.queries, &weights, seed));
     let comparison = compare::<String>(
         &policies,
         args.experiment.latency_rate,
@@ -51,4 +64,45 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
         },
     )?;
     args.experiment.report(&comparison, &profiles, cores, args.queries, true).map(|_| ())
+}
+
+/// The in-situ factors in the bench JSON at `path` for the models of `profiles` (by name): per
+/// width, the slowdown of the policy row whose layers ran longest at that width; per model, the
+/// first row's slowdown in all.
+fn in_situ_factors(path: &Path, profiles: &[ModelProfile]) -> Result<InSitu, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    if json["simulated"] != serde_json::Value::Bool(false) {
+        return Err(format!("{} is not the JSON of a measured `veltair-run bench`", path.display()));
+    }
+    let rows: Vec<&serde_json::Value> = json["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["per_model"].as_array().into_iter().flatten())
+        .collect();
+    let valid = |v: &serde_json::Value| v.as_f64().filter(|s| s.is_finite() && *s > 0.0);
+    let mut in_situ = InSitu::default();
+    let mut longest: HashMap<(usize, usize), f64> = HashMap::new();
+    for (m, p) in profiles.iter().enumerate() {
+        let mine: Vec<_> = rows.iter().filter(|r| r["model"] == p.name.as_str()).collect();
+        let overall = mine
+            .first()
+            .and_then(|r| valid(&r["slowdown"]))
+            .ok_or_else(|| format!("{} has no measured layer slowdown for model `{}`", path.display(), p.name))?;
+        in_situ.by_model.insert(m, overall);
+        for (width, cell) in mine.iter().filter_map(|r| r["slowdown_by_width"].as_object()).flatten() {
+            let (Ok(w), Some(slowdown), Some(seconds)) =
+                (width.parse(), valid(&cell["slowdown"]), valid(&cell["seconds"]))
+            else {
+                continue;
+            };
+            if longest.get(&(m, w)).is_none_or(|&t| seconds > t) {
+                longest.insert((m, w), seconds);
+                in_situ.by_width.insert((m, w), slowdown);
+            }
+        }
+    }
+    Ok(in_situ)
 }

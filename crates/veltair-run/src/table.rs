@@ -38,11 +38,6 @@ impl Row {
         self.stats.contention_choices as f64 / self.stats.layer_runs.max(1) as f64
     }
 
-    /// Layer time over profiled solo time: the slowdown co-runners caused.
-    fn slowdown(&self) -> f64 {
-        self.stats.layer_seconds / self.stats.profiled_solo_seconds
-    }
-
     /// Scheduler time per query over mean latency.
     fn overhead(&self) -> f64 {
         let queries = self.outcome.queries.len().max(1) as f64;
@@ -72,15 +67,15 @@ pub fn render(rows: &[Row], title: &str) -> String {
             r.latency_ms(0.99),
             r.conflict_rate() * 100.0,
             r.other_versions() * 100.0,
-            r.slowdown(),
+            r.stats.slowdown(|_, _| true),
             r.overhead() * 100.0
         ));
     }
     out
 }
 
-/// Per model of `profiles`: queries, mean and p99 latency, share within target, at the common
-/// rate.
+/// Per model of `profiles`: queries, mean and p99 latency, share within target and layer
+/// slowdown (measured over profiled; in all and per width), at the common rate.
 fn per_model(row: &Row, profiles: &[ModelProfile]) -> Value {
     let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
     Value::Array(
@@ -94,10 +89,26 @@ fn per_model(row: &Row, profiles: &[ModelProfile]) -> Value {
                 let latencies = outcome.latencies();
                 let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
                 json!({"model": p.name, "queries": latencies.len(), "mean_ms": mean * 1e3,
-                    "p99_ms": quantile(&latencies, 0.99) * 1e3, "within_qos": outcome.within_qos(&qos)})
+                    "p99_ms": quantile(&latencies, 0.99) * 1e3, "within_qos": outcome.within_qos(&qos),
+                    "slowdown": row.stats.slowdown(|model, _| model == m),
+                    "slowdown_by_width": by_width(&row.stats, m)})
             })
             .collect(),
     )
+}
+
+/// `{"width": {"slowdown": s, "seconds": t}}` for each width `model`'s layers ran at, `t` the
+/// layer time measured there.
+fn by_width(stats: &SchedStats, model: usize) -> Value {
+    let mut widths: Vec<(usize, f64)> =
+        stats.layer_time.iter().filter(|(k, _)| k.0 == model).map(|(k, t)| (k.1, t.measured)).collect();
+    widths.sort_unstable_by_key(|w| w.0);
+    widths
+        .into_iter()
+        .map(|(w, seconds)| {
+            (w.to_string(), json!({"slowdown": stats.slowdown(|m, v| m == model && v == w), "seconds": seconds}))
+        })
+        .collect()
 }
 
 /// The rows as JSON.
@@ -115,7 +126,7 @@ pub fn to_json(rows: &[Row], profiles: &[ModelProfile]) -> Value {
                     "p99_ms": r.latency_ms(0.99),
                     "conflict_rate": r.conflict_rate(),
                     "contention_version_share": r.other_versions(),
-                    "slowdown": r.slowdown(),
+                    "slowdown": r.stats.slowdown(|_, _| true),
                     "scheduler_overhead": r.overhead(),
                     "blocks": r.stats.blocks,
                 })

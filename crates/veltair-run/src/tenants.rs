@@ -6,7 +6,7 @@
 use clap::Args;
 use std::path::{Path, PathBuf};
 use veltair_exec::{open_bundle, Plan};
-use veltair_run::sched::ModelProfile;
+use veltair_run::sched::{share_reference, ModelProfile};
 
 /// The light mix of the VELTAIR evaluation.
 pub const LIGHT: &[&str] = &["mobilenetv2", "efficientnet_b0", "tiny_yolov2"];
@@ -97,10 +97,11 @@ fn mix(spec: &str, dir: &Path) -> Result<Vec<ModelArg>, String> {
 }
 
 /// Opens every bundle (fully validated) and builds its profile; a missing target becomes
-/// `qos_factor` times the solo latency at the bundle's widest width.
+/// `qos_factor` times the solo latency at the bundle's widest width. The profiles share one
+/// calibration reference (`share_reference`).
 pub fn open(models: &[ModelArg], qos_factor: f64) -> Result<Vec<(Plan, ModelProfile)>, String> {
     let mut seen = std::collections::HashSet::new();
-    models
+    let mut loaded = models
         .iter()
         .map(|m| {
             if !seen.insert(&m.name) {
@@ -114,5 +115,11 @@ pub fn open(models: &[ModelArg], qos_factor: f64) -> Result<Vec<(Plan, ModelProf
             };
             Ok((plan, profile))
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut profiles: Vec<ModelProfile> = loaded.iter().map(|l| l.1.clone()).collect();
+    share_reference(&mut profiles);
+    for ((_, profile), shared) in loaded.iter_mut().zip(profiles) {
+        *profile = shared;
+    }
+    Ok(loaded)
 }

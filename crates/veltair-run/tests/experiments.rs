@@ -53,6 +53,49 @@ fn simulate_compares_every_policy_at_a_common_rate() {
     }
 }
 
+/// Mean latency of a model-wise simulation at 1 query/s (queries never overlap), with `extra`
+/// arguments.
+fn simulated_mean_ms(extra: &[&str]) -> Result<f64, String> {
+    let json = scratch(&format!("in-situ-{}.json", extra.len()));
+    let mut args = vec!["simulate".to_string(), "--policy".into(), "model-wise".into(), "--latency-rate".into()];
+    args.extend(["1".to_string(), "--queries".into(), "50".into(), "--json".into(), json.display().to_string()]);
+    args.extend(tenants());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    if o.status.code() != Some(0) {
+        return Err(text(&o));
+    }
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    Ok(v["policies"][0]["mean_ms"].as_f64().unwrap())
+}
+
+#[test]
+fn in_situ_factors_from_a_measured_bench_scale_simulated_layers() {
+    // Two rows: the second ran width 1 longer, so its 2.0 wins there over the first's 3.0.
+    let bench = |simulated: bool, models: &[&str]| {
+        let row = |by_width: Value| -> Value {
+            let per_model: Vec<Value> = models
+                .iter()
+                .map(|m| serde_json::json!({"model": m, "slowdown": 5.0, "slowdown_by_width": by_width}))
+                .collect();
+            serde_json::json!({ "per_model": per_model })
+        };
+        let short = serde_json::json!({"1": {"slowdown": 3.0, "seconds": 0.1}});
+        let long = serde_json::json!({"1": {"slowdown": 2.0, "seconds": 0.2}});
+        let path = scratch(&format!("bench-{simulated}-{}.json", models.len()));
+        let v = serde_json::json!({"simulated": simulated, "policies": [row(short), row(long)]});
+        std::fs::write(&path, v.to_string()).unwrap();
+        path.display().to_string()
+    };
+    let plain = simulated_mean_ms(&[]).unwrap();
+    let doubled = simulated_mean_ms(&["--in-situ", &bench(false, &["m0", "m1"])]).unwrap();
+    assert!((doubled / plain - 2.0).abs() < 1e-6, "{plain} ms -> {doubled} ms");
+    let missing = simulated_mean_ms(&["--in-situ", &bench(false, &["m0"])]).unwrap_err();
+    assert!(missing.contains("no measured layer slowdown for model `m1`"), "{missing}");
+    let simulated = simulated_mean_ms(&["--in-situ", &bench(true, &["m0", "m1"])]).unwrap_err();
+    assert!(simulated.contains("not the JSON of a measured"), "{simulated}");
+}
+
 #[test]
 fn trace_prints_the_seeded_arrivals_and_targets() {
     let mut args = vec!["trace".to_string(), "--rate".into(), "50".into(), "--queries".into(), "40".into()];

@@ -63,7 +63,7 @@ pub fn explore(
     let mut done = 0;
     core_affinity::set_for_current(core_affinity::CoreId { id: main });
     for width in widths(plan, cores.len()) {
-        let mut exec = Executor::new(plan.clone(), width)?;
+        let mut exec = Executor::pinned(plan.clone(), &cores[..width.min(cores.len())])?;
         let free = &cores[width.min(cores.len())..];
         let levels = levels_at(width, cores.len(), config.levels);
         // One stressor per level, all paused but the one measured: levels alternate at every

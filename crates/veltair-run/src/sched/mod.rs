@@ -11,7 +11,7 @@ pub mod sim;
 pub mod trace;
 
 pub use policy::{Granularity, Order, Policy, VersionPolicy};
-pub use profile::{level_scale, ModelProfile};
-pub use scheduler::{BlockStart, QueryDone, SchedStats, Scheduler};
-pub use sim::{simulate, SimRun};
+pub use profile::{level_scale, share_reference, ModelProfile};
+pub use scheduler::{BlockStart, LayerTime, QueryDone, SchedStats, Scheduler};
+pub use sim::{simulate, InSitu, Machine, SimRun};
 pub use trace::{poisson, quantile, search_rate, Arrival, Outcome};

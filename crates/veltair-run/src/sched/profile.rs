@@ -160,6 +160,26 @@ impl ModelProfile {
     }
 }
 
+/// Gives every model one calibration reference: per level, the median of the models' own. The
+/// reference is a property of the machine (a memory stream's slowdown under the stressor), but
+/// each bundle's calibration ran for a fraction of a second and they differ (1.02x to 3.52x at
+/// the top level across six compiles here), so the shared median is a steadier yardstick for
+/// pressure.
+pub fn share_reference(models: &mut [ModelProfile]) {
+    let levels = models.iter().map(|m| m.reference.len()).max().unwrap_or(0);
+    let shared: Vec<f64> = (0..levels)
+        .map(|l| {
+            let mut values: Vec<f64> =
+                models.iter().filter_map(|m| m.reference.get(l).copied()).filter(|v| v.is_finite()).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(1.0)
+        })
+        .collect();
+    for m in models {
+        m.reference = shared.clone();
+    }
+}
+
 /// The typical slowdown of each contention level over `models` (level 0 first): the median,
 /// over every version and width measured at that level, of its latency there over its solo
 /// latency at the same width.
@@ -301,6 +321,18 @@ mod tests {
         assert!((mixed.block_pressure(0..2, &[0, 1], 1) - 0.75).abs() < 1e-12);
         let untuned = ModelProfile { reference: vec![1.0], ..p };
         assert_eq!(untuned.pressure(0, 0), 0.0, "no calibration: no pressure");
+    }
+
+    #[test]
+    fn references_are_shared_as_the_median_per_level() {
+        let mut models = vec![profile(Vec::new(), 0), profile(Vec::new(), 0), profile(Vec::new(), 0)];
+        models[0].reference = vec![1.0, 1.1, 3.5];
+        models[1].reference = vec![1.0, 1.3, 1.05];
+        models[2].reference = vec![1.0, 1.2, 1.6, f64::NAN];
+        share_reference(&mut models);
+        for m in &models {
+            assert_eq!(m.reference, vec![1.0, 1.2, 1.6, 1.0], "a level nobody measured stays neutral");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::cores::CoreSet;
 use super::monitor::{predicted_level, Monitor};
-use super::policy::{Granularity, Order, Policy, VersionPolicy};
+use super::policy::{Granularity, Idle, Order, Policy, VersionPolicy};
 use super::profile::ModelProfile;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -16,6 +16,12 @@ use std::time::Instant;
 /// target among the tenants, so a query that arrives while every core is held waits at most
 /// that long for a block boundary.
 const BLOCK_HORIZON: f64 = 0.1;
+
+/// A block alone in the queue widens into idle cores only while the extra cores keep at least
+/// this parallel efficiency: going from width `w` to `v` must divide its profiled latency by at
+/// least `WIDEN_EFFICIENCY * v / w`. Inefficient widening would hold cores that a query arriving
+/// a moment later needs, for little gain.
+const WIDEN_EFFICIENCY: f64 = 0.7;
 
 /// A query, numbered in arrival order.
 pub type QueryId = u64;
@@ -59,10 +65,29 @@ pub struct SchedStats {
     pub layer_runs: u64,
     /// Wall time spent inside `arrive`, `schedule` and `block_done`.
     pub decision_seconds: f64,
-    /// Time the finished layers took, and what their profiles say they take solo at the same
-    /// width and version: the ratio is the slowdown co-runners caused.
-    pub layer_seconds: f64,
-    pub profiled_solo_seconds: f64,
+    /// Per (model, width): the time finished layers took against their profiled solo time.
+    pub layer_time: HashMap<(usize, usize), LayerTime>,
+}
+
+/// Time layers took and what their profiles say they take solo at the same width and version:
+/// the ratio is the slowdown co-runners (and running inside a server rather than in a
+/// measurement loop) caused.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerTime {
+    pub measured: f64,
+    pub profiled: f64,
+}
+
+impl SchedStats {
+    /// Measured over profiled layer time of the (model, width) pairs `keep` accepts.
+    pub fn slowdown(&self, keep: impl Fn(usize, usize) -> bool) -> f64 {
+        let (measured, profiled) = self
+            .layer_time
+            .iter()
+            .filter(|((m, w), _)| keep(*m, *w))
+            .fold((0.0, 0.0), |(a, b), (_, t)| (a + t.measured, b + t.profiled));
+        measured / profiled
+    }
 }
 
 struct Query {
@@ -191,8 +216,9 @@ impl Scheduler {
         for ((step, &version), &seconds) in block.steps.clone().zip(&block.versions).zip(step_seconds) {
             let solo = profile.latency(step, version, width, 0);
             self.monitor.observe(seconds, solo);
-            self.stats.layer_seconds += seconds;
-            self.stats.profiled_solo_seconds += solo;
+            let time = self.stats.layer_time.entry((block.model, width)).or_default();
+            time.measured += seconds;
+            time.profiled += solo;
         }
         let q = self.queries.get_mut(&block.query)?;
         q.next_step = block.steps.end;
@@ -248,16 +274,24 @@ impl Scheduler {
                 let limit = share(&range);
                 let want = fitting(&range, limit);
                 let hopeless = p.block_latency(range.clone(), want, level) > limit;
+                let narrow = p.block_latency(range.clone(), free, level);
+                let catch_up = p.block_latency(range.end..p.steps.len(), max, level);
                 if want <= free {
                     (range, want, false)
-                } else if hopeless || p.block_latency(range.clone(), free, level) <= limit {
-                    // Narrower still fits, or nothing fits any more: waiting would only hold up
-                    // the queries behind this one.
+                } else if hopeless || narrow <= limit || narrow + catch_up <= budget {
+                    // Narrower still fits: its share, or the whole remaining budget if the rest
+                    // of the query runs at full width. Or nothing fits any more: waiting would
+                    // only hold up the queries behind this one.
                     (range, free, true)
                 } else {
                     return None;
                 }
             }
+        };
+        let alone = self.waiting.len() == 1 && (fixed.is_none() || self.policy.granularity != Granularity::ModelWise);
+        let width = match self.policy.idle {
+            Idle::Widen if alone && !conflict => widened(p, &steps, width, free.min(max), level),
+            _ => width,
         };
         let cores = self.cores.take(width)?;
         let version_level = match self.policy.versions {
@@ -318,6 +352,16 @@ impl Scheduler {
     }
 }
 
+/// The widest width from `width` up to `limit` at which steps `range` of `p` still run with the
+/// widening efficiency relative to `width`.
+fn widened(p: &ModelProfile, range: &Range<usize>, width: usize, limit: usize, level: usize) -> usize {
+    let base = p.block_latency(range.clone(), width, level) * width as f64;
+    (width..=limit)
+        .rev()
+        .find(|&w| base >= WIDEN_EFFICIENCY * w as f64 * p.block_latency(range.clone(), w, level))
+        .unwrap_or(width)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::profile::{StepProfile, VersionProfile};
@@ -367,6 +411,56 @@ mod tests {
         assert_eq!(order_after_the_long_query("veltair"), vec![1, 0]);
         assert_eq!(order_after_the_long_query("model-wise"), vec![0, 1]);
         assert_eq!(order_after_the_long_query("layer-wise+fcfs"), vec![0, 1]);
+    }
+
+    /// The widths of the first blocks started when `queries` queries of a model arrive at once
+    /// on 2 idle cores; at width 2 a layer takes `speedup` times less than at width 1.
+    fn first_widths(policy: &str, queries: usize, speedup: f64) -> Vec<usize> {
+        let mut m = model("m", 4, 0.01, 10.0);
+        m.max_width = 2;
+        for step in &mut m.steps {
+            step.versions[0].cells[1].seconds = 0.01 / speedup;
+        }
+        let mut s = Scheduler::new(Policy::parse(policy).unwrap(), vec![m], 2, vec![1.0]);
+        for _ in 0..queries {
+            s.arrive(0, 0.0);
+        }
+        s.schedule(0.0).iter().map(|b| b.cores.len()).collect()
+    }
+
+    #[test]
+    fn a_lone_query_widens_into_idle_cores_only_when_that_pays() {
+        assert_eq!(first_widths("layer-wise", 1, 1.9), vec![2]);
+        assert_eq!(first_widths("veltair", 1, 1.9), vec![2]);
+        assert_eq!(first_widths("veltair+fit", 1, 1.9), vec![1], "the budget fits at width 1");
+        assert_eq!(first_widths("model-wise", 1, 1.9), vec![1]);
+        assert_eq!(first_widths("model-wise+widen", 1, 1.9), vec![2]);
+        assert_eq!(first_widths("veltair", 1, 1.2), vec![1], "60% efficiency does not pay");
+        assert_eq!(first_widths("veltair", 2, 1.9), vec![1, 1], "a waiting query keeps its core");
+    }
+
+    /// The widths `veltair` starts a query of four 10 ms layers (5 ms at width 2) with target
+    /// `qos` at, while another query holds one of the two cores.
+    fn narrow_start(qos: f64) -> Vec<usize> {
+        let mut m = model("m", 4, 0.01, qos);
+        m.max_width = 2;
+        let blocker = model("blocker", 1, 1.0, 100.0);
+        let mut s = Scheduler::new(Policy::parse("veltair").unwrap(), vec![blocker, m], 2, vec![1.0]);
+        s.arrive(0, 0.0);
+        assert_eq!(s.schedule(0.0).len(), 1);
+        s.arrive(1, 0.0);
+        let started: Vec<usize> = s.schedule(0.0).iter().map(|b| b.cores.len()).collect();
+        assert_eq!(s.stats().conflicts, started.len() as u64);
+        started
+    }
+
+    #[test]
+    fn a_block_runs_narrower_when_the_rest_can_catch_up_at_full_width() {
+        // Each layer's share of 30 ms is 7.5 ms: width 1 misses it, but 10 ms now and 3 x 5 ms
+        // at full width later fit the 30 ms.
+        assert_eq!(narrow_start(0.03), vec![1]);
+        // With 22 ms (5.5 ms a layer) that no longer fits: the query waits for both cores.
+        assert_eq!(narrow_start(0.022), Vec::<usize>::new());
     }
 
     #[test]

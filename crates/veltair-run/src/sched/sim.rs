@@ -5,7 +5,11 @@
 //!   cells, else the models stated there) at the width it got and the contention level its
 //!   co-runners cause when it starts;
 //! - that level is the predicted level of the monitor module: the pressure (profile module) of
-//!   the blocks running on the other cores, relative to how many other cores there are.
+//!   the blocks running on the other cores, relative to how many other cores there are;
+//! - each model's layers take its in-situ factor at that width times that: how much slower its
+//!   layers ran in a real server than in the compiler's measurement loop with no co-runner
+//!   (caches cold after other tenants, waking the other workers of a block), measured by a
+//!   low-rate `bench` (1.0 when not given).
 
 use super::monitor::predicted_level;
 use super::policy::Policy;
@@ -28,9 +32,32 @@ enum Event {
     Done(u64),
 }
 
-/// Replays `trace` under `policy` on `cores` cores; `scale` is the typical slowdown of each
-/// contention level.
-pub fn simulate(models: &[ModelProfile], policy: Policy, cores: usize, scale: Vec<f64>, trace: &[Arrival]) -> SimRun {
+/// The simulated machine: its cores, the typical slowdown of each contention level, and the
+/// in-situ factors (see the module doc).
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub cores: usize,
+    pub scale: Vec<f64>,
+    pub in_situ: InSitu,
+}
+
+/// In-situ factors by (model, width), else by model, else 1.0.
+#[derive(Clone, Debug, Default)]
+pub struct InSitu {
+    pub by_width: HashMap<(usize, usize), f64>,
+    pub by_model: HashMap<usize, f64>,
+}
+
+impl InSitu {
+    pub fn factor(&self, model: usize, width: usize) -> f64 {
+        let by_model = || self.by_model.get(&model);
+        self.by_width.get(&(model, width)).or_else(by_model).copied().unwrap_or(1.0)
+    }
+}
+
+/// Replays `trace` under `policy` on `machine`.
+pub fn simulate(models: &[ModelProfile], policy: Policy, machine: &Machine, trace: &[Arrival]) -> SimRun {
+    let (cores, scale) = (machine.cores, machine.scale.clone());
     let levels = scale.len().saturating_sub(1);
     let mut sched = Scheduler::new(policy, models.to_vec(), cores, scale);
     let nanos = |t: f64| (t * 1e9).round() as u64;
@@ -54,10 +81,15 @@ pub fn simulate(models: &[ModelProfile], policy: Policy, cores: usize, scale: Ve
         for block in sched.schedule(now) {
             let p = &models[block.model];
             let width = block.cores.len();
+            let factor = machine.in_situ.factor(block.model, width);
             let others: f64 = running.values().map(|r| r.0).sum();
             let level = predicted_level(others, width, cores, levels);
-            let seconds: Vec<f64> =
-                block.steps.clone().zip(&block.versions).map(|(i, &v)| p.latency(i, v, width, level)).collect();
+            let seconds: Vec<f64> = block
+                .steps
+                .clone()
+                .zip(&block.versions)
+                .map(|(i, &v)| factor * p.latency(i, v, width, level))
+                .collect();
             let end = now + seconds.iter().sum::<f64>();
             running.insert(block.id, (block.pressure, seconds));
             events.push(Reverse((nanos(end).max(t + 1), Event::Done(block.id))));
@@ -82,12 +114,31 @@ mod tests {
         ModelProfile { name: "m".into(), qos, steps: vec![step; layers], max_width: 4, levels: 0, reference: vec![1.0] }
     }
 
+    fn machine(cores: usize) -> Machine {
+        Machine { cores, scale: vec![1.0], in_situ: InSitu::default() }
+    }
+
+    #[test]
+    fn in_situ_factors_scale_the_layers_of_their_model() {
+        let models = vec![model(10, 1e-3, 1, 1.0)];
+        let trace = poisson(1.0, 20, &[1.0], 4);
+        let policy = Policy::parse("model-wise").unwrap();
+        let plain = simulate(&models, policy, &machine(1), &trace);
+        let in_situ = InSitu { by_model: HashMap::from([(0, 1.5)]), ..InSitu::default() };
+        let slow = simulate(&models, policy, &Machine { in_situ, ..machine(1) }, &trace);
+        let (a, b) = (plain.outcome.latencies(), slow.outcome.latencies());
+        assert!((a[0] - 0.01).abs() < 1e-9 && (b[0] - 0.015).abs() < 1e-9, "{a:?} {b:?}");
+        assert!((slow.stats.slowdown(|_, _| true) - 1.5).abs() < 1e-9);
+        let in_situ = InSitu { by_width: HashMap::from([((0, 1), 2.0)]), by_model: HashMap::from([(0, 1.5)]) };
+        assert_eq!((in_situ.factor(0, 1), in_situ.factor(0, 2), in_situ.factor(1, 1)), (2.0, 1.5, 1.0));
+    }
+
     #[test]
     fn every_query_finishes_and_latency_is_at_least_the_solo_time() {
         let models = vec![model(10, 1e-3, 4, 0.05)];
         for name in ["model-wise", "layer-wise", "layer-block", "veltair"] {
             let trace = poisson(200.0, 300, &[1.0], 3);
-            let run = simulate(&models, Policy::parse(name).unwrap(), 4, vec![1.0], &trace);
+            let run = simulate(&models, Policy::parse(name).unwrap(), &machine(4), &trace);
             assert_eq!(run.outcome.queries.len(), 300, "{name}");
             let fastest = models[0].solo(4);
             assert!(run.outcome.latencies()[0] >= fastest - 1e-9, "{name}");
@@ -100,16 +151,16 @@ mod tests {
         let models = vec![model(10, 1e-3, 2, 0.02)];
         let qos = [0.02];
         let policy = Policy::parse("veltair").unwrap();
-        let light = simulate(&models, policy, 4, vec![1.0], &poisson(10.0, 200, &[1.0], 1));
+        let light = simulate(&models, policy, &machine(4), &poisson(10.0, 200, &[1.0], 1));
         assert_eq!(light.outcome.within_qos(&qos), 1.0);
-        let heavy = simulate(&models, policy, 4, vec![1.0], &poisson(5000.0, 200, &[1.0], 1));
+        let heavy = simulate(&models, policy, &machine(4), &poisson(5000.0, 200, &[1.0], 1));
         assert!(heavy.outcome.within_qos(&qos) < 0.5);
     }
 
     #[test]
     fn model_wise_holds_cores_for_the_whole_query() {
         let models = vec![model(5, 1e-3, 4, 1.0)];
-        let run = simulate(&models, Policy::parse("model-wise").unwrap(), 4, vec![1.0], &poisson(1.0, 20, &[1.0], 2));
+        let run = simulate(&models, Policy::parse("model-wise").unwrap(), &machine(4), &poisson(1.0, 20, &[1.0], 2));
         assert_eq!(run.stats.blocks, 20, "one block per query");
         assert_eq!(run.stats.conflicts, 0);
     }
