@@ -1,5 +1,5 @@
 """The simulator against a measured `veltair-run bench` on this machine: replays the same mix,
-seed, query count, QoS factor, policies and common rate in `veltair-run simulate` on as many
+seed, query count, repeats, QoS factor, policies and common rate in `veltair-run simulate` on as many
 cores as the bench had, with the in-situ factors of a low-rate bench, and prints a Markdown
 table of QPS-at-QoS, p99 and mean latency, measured against simulated, with the relative error.
 
@@ -30,6 +30,7 @@ def main() -> int:
     cmd = ["./target/release/veltair-run", "simulate", "--mix", args.mix, "--bundles", args.bundles,
            "--cores", str(real["cores"]), "--queries", str(real["queries"]), "--seed", str(real["seed"]),
            "--qos-factor", str(real["qos_factor"]), "--latency-rate", str(real["common_rate"]),
+           "--repeats", str(real.get("repeats", 1)),
            "--in-situ", args.in_situ, "--json", args.json]
     for p in real["policies"]:
         cmd += ["--policy", p["policy"]]

@@ -50,14 +50,15 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let qos: Vec<f64> = profiles.iter().map(|p| p.qos).collect();
     let weights = vec![1.0; loaded.len()];
     let start = start_rate(&profiles, cores);
-    let replay = |policy, rate: f64| -> Result<(Outcome, usize, SchedStats), String> {
+    let seed = args.experiment.workload.seed;
+    let replay = |policy, rate: f64, seed: u64| -> Result<(Outcome, usize, SchedStats), String> {
         let tenants = loaded
             .iter()
             .map(|l| Tenant::new(l.plan.clone(), l.profile.clone(), args.capacity))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         let engine = Engine::start(tenants, policy, cores, scale.clone()).map_err(|e| e.to_string())?;
-        let trace = poisson(rate, args.queries, &weights, args.experiment.workload.seed);
+        let trace = poisson(rate, args.queries, &weights, seed);
         let t0 = Instant::now();
         let mut refused = 0;
         for a in &trace {
@@ -83,15 +84,15 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         &policies,
         args.experiment.latency_rate,
         start,
-        args.steps,
-        |policy: Policy, rate| {
-            let (outcome, refused, _) = replay(policy, rate)?;
+        (args.steps, args.experiment.repeats),
+        |policy: Policy, rate, repeat| {
+            let (outcome, refused, _) = replay(policy, rate, seed + repeat)?;
             let n = outcome.queries.len() + refused;
             let met = outcome.within_qos(&qos) * outcome.queries.len() as f64 / n.max(1) as f64;
             eprintln!("  {:<12} {rate:9.2} queries/s: {:5.1}% within QoS", policy.name(), met * 100.0);
             Ok(met)
         },
-        |policy, rate| replay(policy, rate).map(|(outcome, _, stats)| (outcome, stats)),
+        |policy, rate| replay(policy, rate, seed).map(|(outcome, _, stats)| (outcome, stats)),
     )?;
     let title = args.experiment.report(&comparison, &profiles, cores, args.queries, false)?;
     if let Some(path) = &args.svg {

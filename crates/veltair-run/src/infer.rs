@@ -2,11 +2,12 @@
 //! directory's inputs and compare with its expected outputs (|got - want| <= atol + rtol ·
 //! |want| per element), optionally timing repeated runs or forcing one version per layer.
 
-use crate::testdata::{numbered, read_tensor, Data};
+use crate::testdata::{numbered, read_tensor};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use veltair_exec::{open_bundle, Executor, Feed, PortType, Step, Version};
+use veltair_run::serve::TensorData;
 
 #[derive(Args)]
 pub struct InferArgs {
@@ -67,8 +68,8 @@ pub fn infer(args: &InferArgs) -> Result<bool, String> {
     let feeds: Vec<Feed> = inputs
         .iter()
         .map(|t| match &t.data {
-            Data::F32(v) => Feed::F32(v),
-            Data::I64(v) => Feed::I64(v),
+            TensorData::F32(v) => Feed::F32(v),
+            TensorData::I64(v) => Feed::I64(v),
         })
         .collect();
     let mut exec = Executor::new(plan.clone(), args.threads).map_err(|e| format!("{}: {e}", args.bundle.display()))?;
@@ -82,7 +83,7 @@ pub fn infer(args: &InferArgs) -> Result<bool, String> {
     let outputs = exec.run(&feeds).map_err(|e| e.to_string())?;
     let mut all_ok = true;
     for ((got, want), port) in outputs.iter().zip(&expected).zip(&plan.outputs) {
-        let Data::F32(want_data) = &want.data else {
+        let TensorData::F32(want_data) = &want.data else {
             return Err(format!("expected output `{}` is not float data", port.name));
         };
         if port.dtype != PortType::F32 || want_data.len() != got.len() {

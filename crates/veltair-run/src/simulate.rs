@@ -51,15 +51,16 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     let weights = vec![1.0; profiles.len()];
     let start = start_rate(&profiles, cores);
     let seed = args.experiment.workload.seed;
-    let replay = |policy, rate| simulate(&profiles, policy, &machine, &poisson(rate, args.queries, &weights, seed));
+    let replay =
+        |policy, rate, seed| simulate(&profiles, policy, &machine, &poisson(rate, args.queries, &weights, seed));
     let comparison = compare::<String>(
         &policies,
         args.experiment.latency_rate,
         start,
-        12,
-        |policy, rate| Ok(replay(policy, rate).outcome.within_qos(&qos)),
+        (12, args.experiment.repeats),
+        |policy, rate, repeat| Ok(replay(policy, rate, seed + repeat).outcome.within_qos(&qos)),
         |policy, rate| {
-            let run = replay(policy, rate);
+            let run = replay(policy, rate, seed);
             Ok((run.outcome, run.stats))
         },
     )?;

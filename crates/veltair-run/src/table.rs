@@ -8,8 +8,10 @@ use veltair_run::sched::{quantile, ModelProfile, Outcome, SchedStats};
 /// One policy's row.
 pub struct Row {
     pub policy: String,
-    /// Highest rate (queries/s) with at least 99% of queries within QoS.
+    /// Highest rate (queries/s) with at least 99% of queries within QoS: the median of `runs`.
     pub qps_at_qos: f64,
+    /// What each repeated search found.
+    pub runs: Vec<f64>,
     /// The replay at the comparison's common rate.
     pub outcome: Outcome,
     pub stats: SchedStats,
@@ -120,6 +122,7 @@ pub fn to_json(rows: &[Row], profiles: &[ModelProfile]) -> Value {
                     "per_model": per_model(r, profiles),
                     "policy": r.policy,
                     "qps_at_qos": r.qps_at_qos,
+                    "qps_at_qos_runs": r.runs,
                     "queries": r.outcome.queries.len(),
                     "mean_ms": r.mean_ms(),
                     "p50_ms": r.latency_ms(0.5),

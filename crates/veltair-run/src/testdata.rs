@@ -3,6 +3,7 @@
 //! importer. Float and int64 tensors, in `raw_data` or the typed fields.
 
 use std::path::{Path, PathBuf};
+use veltair_run::serve::TensorData;
 
 /// The `TensorProto` fields test data uses (tags from onnx.proto).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -29,22 +30,7 @@ const INT64: i32 = 7;
 pub struct TestTensor {
     pub name: String,
     pub shape: Vec<usize>,
-    pub data: Data,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Data {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
-}
-
-impl Data {
-    pub fn len(&self) -> usize {
-        match self {
-            Data::F32(v) => v.len(),
-            Data::I64(v) => v.len(),
-        }
-    }
+    pub data: TensorData,
 }
 
 /// Reads one `.pb` tensor file.
@@ -75,12 +61,12 @@ pub fn read_tensor(path: &Path) -> Result<TestTensor, String> {
         Ok(t.raw_data.chunks_exact(width))
     };
     let data = match t.data_type {
-        FLOAT if t.raw_data.is_empty() => Data::F32(t.float_data),
-        FLOAT => Data::F32(raw(4)?.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-        INT64 if t.raw_data.is_empty() => Data::I64(t.int64_data),
-        INT64 => {
-            Data::I64(raw(8)?.map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
-        }
+        FLOAT if t.raw_data.is_empty() => TensorData::F32(t.float_data),
+        FLOAT => TensorData::F32(raw(4)?.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        INT64 if t.raw_data.is_empty() => TensorData::I64(t.int64_data),
+        INT64 => TensorData::I64(
+            raw(8)?.map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect(),
+        ),
         other => return Err(format!("{}: element type {other} (only float and int64 are supported)", path.display())),
     };
     if data.len() != elems {

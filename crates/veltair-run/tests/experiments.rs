@@ -97,6 +97,24 @@ fn in_situ_factors_from_a_measured_bench_scale_simulated_layers() {
 }
 
 #[test]
+fn repeated_searches_report_every_run_and_their_median() {
+    let json = scratch("repeats.json");
+    let mut args = vec!["simulate".to_string(), "--policy".into(), "layer-wise".into(), "--repeats".into(), "3".into()];
+    args.extend(["--queries".to_string(), "200".into(), "--json".into(), json.display().to_string()]);
+    args.extend(tenants());
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("the median of 3 searches (seeds 1 to 3)"), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let row = &v["policies"][0];
+    let mut runs: Vec<f64> = row["qps_at_qos_runs"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap()).collect();
+    assert_eq!(runs.len(), 3);
+    runs.sort_by(f64::total_cmp);
+    assert_eq!(row["qps_at_qos"].as_f64().unwrap(), runs[1]);
+    assert_eq!(v["repeats"].as_u64(), Some(3));
+}
+
+#[test]
 fn trace_prints_the_seeded_arrivals_and_targets() {
     let mut args = vec!["trace".to_string(), "--rate".into(), "50".into(), "--queries".into(), "40".into()];
     args.extend(tenants());
@@ -120,11 +138,12 @@ fn trace_prints_the_seeded_arrivals_and_targets() {
 fn bad_experiment_arguments_exit_2_with_a_message() {
     let model = tenants();
     let m: Vec<&str> = model.iter().take(2).map(String::as_str).collect();
-    let cases: [(Vec<&str>, &str); 4] = [
+    let cases: [(Vec<&str>, &str); 5] = [
         (vec!["trace", "--rate", "0", m[0], m[1]], "--rate must be a positive"),
         (vec!["simulate", "--policy", "fifo", m[0], m[1]], "unknown policy `fifo`"),
         (vec!["simulate", "--policy", "veltair+fast", m[0], m[1]], "unknown policy suffix"),
         (vec!["simulate", "--latency-rate", "0", m[0], m[1]], "--latency-rate must be a positive"),
+        (vec!["simulate", "--repeats", "0", m[0], m[1]], "--repeats must be positive"),
     ];
     for (args, message) in cases {
         let o = run(&args);
