@@ -274,11 +274,11 @@ impl Scheduler {
                 let limit = share(&range);
                 let want = fitting(&range, limit);
                 let hopeless = p.block_latency(range.clone(), want, level) > limit;
-                let narrow = p.block_latency(range.clone(), free, level);
-                let catch_up = p.block_latency(range.end..p.steps.len(), max, level);
+                let narrow = || p.block_latency(range.clone(), free, level);
+                let catch_up = || p.block_latency(range.end..p.steps.len(), max, level);
                 if want <= free {
                     (range, want, false)
-                } else if hopeless || narrow <= limit || narrow + catch_up <= budget {
+                } else if hopeless || narrow() <= limit || narrow() + catch_up() <= budget {
                     // Narrower still fits: its share, or the whole remaining budget if the rest
                     // of the query runs at full width. Or nothing fits any more: waiting would
                     // only hold up the queries behind this one.
