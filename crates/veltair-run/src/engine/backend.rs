@@ -108,7 +108,7 @@ impl Backend for Engine {
             &mut out,
             "veltair_observed_slowdown",
             "gauge",
-            "Smoothed slowdown of layers that ran beside others over their profiles, relative to layers that ran alone.",
+            "Smoothed slowdown of executed layers over their profiles.",
         );
         let _ = writeln!(out, "veltair_observed_slowdown {slowdown}");
         out

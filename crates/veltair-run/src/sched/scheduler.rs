@@ -108,8 +108,6 @@ struct Running {
     cores: Vec<usize>,
     /// Pressure times cores held.
     pressure: f64,
-    /// Whether another block ran at some point beside it.
-    shared: bool,
 }
 
 /// The scheduler.
@@ -165,8 +163,7 @@ impl Scheduler {
         self.monitor.level(self.predicted(1))
     }
 
-    /// The smoothed slowdown of layers that ran beside others, over the baseline of layers that
-    /// ran alone at the same width (for metrics).
+    /// The smoothed observed slowdown of executed layers (for metrics).
     pub fn observed_slowdown(&self) -> f64 {
         self.monitor.slowdown()
     }
@@ -218,7 +215,7 @@ impl Scheduler {
         let width = block.cores.len();
         for ((step, &version), &seconds) in block.steps.clone().zip(&block.versions).zip(step_seconds) {
             let solo = profile.latency(step, version, width, 0);
-            self.monitor.observe(seconds, solo, width, block.shared);
+            self.monitor.observe(seconds, solo);
             let time = self.stats.layer_time.entry((block.model, width)).or_default();
             time.measured += seconds;
             time.profiled += solo;
@@ -250,17 +247,14 @@ impl Scheduler {
             return None;
         }
         let level = self.monitor.level(self.predicted(1));
-        let monitor = &self.monitor;
-        // Latency of `range` at width `w`: the profile at the estimated contention level, times
-        // what running in this server has cost at that width (the monitor's baseline).
-        let expect = |range: Range<usize>, w: usize| p.block_latency(range, w, level) * monitor.baseline(w);
         let budget = (arrival + p.qos - now).max(0.0);
         let remaining_macs: u64 = p.steps[first..].iter().map(|s| s.macs.max(1)).sum();
         let share = |range: &Range<usize>| {
             budget * p.steps[range.clone()].iter().map(|s| s.macs.max(1)).sum::<u64>() as f64 / remaining_macs as f64
         };
-        let fitting =
-            |range: &Range<usize>, limit: f64| (1..=max).find(|&w| expect(range.clone(), w) <= limit).unwrap_or(max);
+        let fitting = |range: &Range<usize>, limit: f64| {
+            (1..=max).find(|&w| p.block_latency(range.clone(), w, level) <= limit).unwrap_or(max)
+        };
         let (steps, width, conflict) = match self.policy.granularity {
             Granularity::ModelWise => {
                 let range = first..p.steps.len();
@@ -279,9 +273,9 @@ impl Scheduler {
                 let range = self.block_range(model, first, max);
                 let limit = share(&range);
                 let want = fitting(&range, limit);
-                let hopeless = expect(range.clone(), want) > limit;
-                let narrow = || expect(range.clone(), free);
-                let catch_up = || expect(range.end..p.steps.len(), max);
+                let hopeless = p.block_latency(range.clone(), want, level) > limit;
+                let narrow = || p.block_latency(range.clone(), free, level);
+                let catch_up = || p.block_latency(range.end..p.steps.len(), max, level);
                 if want <= free {
                     (range, want, false)
                 } else if hopeless || narrow() <= limit || narrow() + catch_up() <= budget {
@@ -296,7 +290,7 @@ impl Scheduler {
         };
         let alone = self.waiting.len() == 1 && (fixed.is_none() || self.policy.granularity != Granularity::ModelWise);
         let width = match self.policy.idle {
-            Idle::Widen if alone && !conflict => widened(|w| expect(steps.clone(), w), width, free.min(max)),
+            Idle::Widen if alone && !conflict => widened(p, &steps, width, free.min(max), level),
             _ => width,
         };
         let cores = self.cores.take(width)?;
@@ -321,10 +315,6 @@ impl Scheduler {
         }
         let id = self.next_block;
         self.next_block += 1;
-        let shared = !self.running.is_empty();
-        for r in self.running.values_mut() {
-            r.shared = true;
-        }
         self.running.insert(
             id,
             Running {
@@ -334,7 +324,6 @@ impl Scheduler {
                 versions: versions.clone(),
                 cores: cores.clone(),
                 pressure,
-                shared,
             },
         );
         Some(BlockStart { id, query: qid, model, steps, cores, versions, level: version_level, pressure })
@@ -363,11 +352,14 @@ impl Scheduler {
     }
 }
 
-/// The widest width from `width` up to `limit` at which a block whose latency at width `w` is
-/// `latency(w)` still runs with the widening efficiency relative to `width`.
-fn widened(latency: impl Fn(usize) -> f64, width: usize, limit: usize) -> usize {
-    let base = latency(width) * width as f64;
-    (width..=limit).rev().find(|&w| base >= WIDEN_EFFICIENCY * w as f64 * latency(w)).unwrap_or(width)
+/// The widest width from `width` up to `limit` at which steps `range` of `p` still run with the
+/// widening efficiency relative to `width`.
+fn widened(p: &ModelProfile, range: &Range<usize>, width: usize, limit: usize, level: usize) -> usize {
+    let base = p.block_latency(range.clone(), width, level) * width as f64;
+    (width..=limit)
+        .rev()
+        .find(|&w| base >= WIDEN_EFFICIENCY * w as f64 * p.block_latency(range.clone(), w, level))
+        .unwrap_or(width)
 }
 
 #[cfg(test)]
