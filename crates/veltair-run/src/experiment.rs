@@ -6,7 +6,7 @@ use crate::table::{render, to_json, Row};
 use crate::tenants::WorkloadArgs;
 use clap::Args;
 use std::path::PathBuf;
-use veltair_run::sched::{search_rate, ModelProfile, Outcome, Policy, SchedStats};
+use veltair_run::sched::{search_rate, ModelProfile, Outcome, Policy, SchedStats, QOS_SHARE};
 
 /// The comparison's rows and the common rate their latency columns were measured at.
 pub struct Comparison {
@@ -39,7 +39,7 @@ pub fn compare<E>(
     for repeat in 0..repeats.max(1) as u64 {
         for (&policy, found) in policies.iter().zip(&mut runs) {
             let mut failure = None;
-            let qps = search_rate(start, 0.99, steps, |rate| {
+            let qps = search_rate(start, QOS_SHARE, steps, |rate| {
                 within(policy, rate, repeat).unwrap_or_else(|e| {
                     failure.get_or_insert(e);
                     0.0

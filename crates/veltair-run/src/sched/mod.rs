@@ -14,4 +14,4 @@ pub use policy::{Granularity, Order, Policy, VersionPolicy};
 pub use profile::{level_scale, share_reference, ModelProfile};
 pub use scheduler::{BlockStart, LayerTime, QueryDone, SchedStats, Scheduler};
 pub use sim::{simulate, InSitu, Machine, SimRun};
-pub use trace::{poisson, quantile, search_rate, Arrival, Outcome};
+pub use trace::{confirmed_share, poisson, quantile, search_rate, Arrival, Outcome, QOS_SHARE};

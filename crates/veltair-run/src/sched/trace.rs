@@ -79,6 +79,29 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// The share of queries within QoS that a search must reach at a rate: QPS-at-QoS is the highest
+/// rate at which at least 99% of queries meet their targets.
+pub const QOS_SHARE: f64 = 0.99;
+
+/// The best share within QoS of up to `1 + retries` replays of one rate, stopping at the first
+/// that reaches `target`: a rate counts as missed only when every replay misses. On a shared
+/// machine a stall (one VM pause makes several queries late) fails one replay but rarely the
+/// next, while a rate beyond a policy's capacity fails them all.
+pub fn confirmed_share<E>(
+    retries: usize,
+    target: f64,
+    mut replay: impl FnMut(usize) -> Result<f64, E>,
+) -> Result<f64, E> {
+    let mut best = f64::NEG_INFINITY;
+    for attempt in 0..=retries {
+        best = best.max(replay(attempt)?);
+        if best >= target {
+            break;
+        }
+    }
+    Ok(best)
+}
+
 /// The highest rate (queries per second) at which `replay(rate)` keeps at least `target` of
 /// queries within QoS: a bracket found by doubling from `start` (or halving, at most 10 times,
 /// when `start` already fails), then `steps` bisections. 0 when even the lowest rate fails.
@@ -148,5 +171,24 @@ mod tests {
             assert!((found - 37.5).abs() < 0.01, "start {start}: {found}");
         }
         assert_eq!(search_rate(1.0, 0.99, 5, |_| 0.0), 0.0);
+    }
+
+    #[test]
+    fn a_miss_counts_only_when_every_retry_misses() {
+        let shares = [0.97, 0.995, 0.5];
+        let mut calls = 0;
+        let best = confirmed_share::<()>(2, QOS_SHARE, |a| {
+            calls += 1;
+            Ok(shares[a])
+        });
+        assert_eq!((best, calls), (Ok(0.995), 2));
+        let mut calls = 0;
+        let best = confirmed_share::<()>(1, QOS_SHARE, |a| {
+            calls += 1;
+            Ok([0.9, 0.95][a])
+        });
+        assert_eq!((best, calls), (Ok(0.95), 2));
+        assert_eq!(confirmed_share::<()>(0, QOS_SHARE, |_| Ok(0.5)), Ok(0.5));
+        assert_eq!(confirmed_share(3, QOS_SHARE, |_| Err("replay failed")), Err("replay failed"));
     }
 }
