@@ -22,12 +22,14 @@ pub struct SimulateArgs {
     /// modelled (Amdahl's law fitted to the measured widths).
     #[arg(long, value_name = "W")]
     pub max_width: Option<usize>,
-    /// A `bench --json` file from a low-rate run on the real machine (e.g. `bench --policy
-    /// model-wise --policy layer-wise --latency-rate 1`): each model's layer slowdown at each
-    /// width (from the policy row that ran that width longest; else the first row's slowdown in
-    /// all) becomes its in-situ factor there, scaling its simulated layer times: the cost of
-    /// running in a server, with caches cold after other tenants, rather than in the
-    /// compiler's measurement loop [default: 1.0].
+    /// A `bench --json` file from a run on the real machine (e.g. `bench --policy model-wise
+    /// --policy layer-wise --steps 0 --latency-rate R`): each model's layer slowdown at each width
+    /// in blocks that ran alone (from the policy row that ran alone at that width longest; rows
+    /// with under 0.25 s of such layers give their slowdown in all; else the first row's
+    /// slowdown in all)
+    /// becomes its in-situ factor there, scaling its simulated layer times: the cost of running
+    /// in a server, with caches cold after other tenants, rather than in the compiler's
+    /// measurement loop [default: 1.0].
     #[arg(long, value_name = "FILE")]
     pub in_situ: Option<PathBuf>,
 }
@@ -67,9 +69,14 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     args.experiment.report(&comparison, &profiles, cores, args.queries, true).map(|_| ())
 }
 
+/// Layer time that blocks which ran alone must cover at a width before their slowdown stands
+/// for it: a few layers that happened to run alone say little.
+const MIN_ALONE_SECONDS: f64 = 0.25;
+
 /// The in-situ factors in the bench JSON at `path` for the models of `profiles` (by name): per
-/// width, the slowdown of the policy row whose layers ran longest at that width; per model, the
-/// first row's slowdown in all.
+/// width, the slowdown of blocks that ran alone in the policy row that ran them longest there
+/// (a row with less than `MIN_ALONE_SECONDS` of them, or a file without them, gives its
+/// slowdown in all); per model, the first row's slowdown in all.
 fn in_situ_factors(path: &Path, profiles: &[ModelProfile]) -> Result<InSitu, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let json: serde_json::Value =
@@ -94,9 +101,10 @@ fn in_situ_factors(path: &Path, profiles: &[ModelProfile]) -> Result<InSitu, Str
             .ok_or_else(|| format!("{} has no measured layer slowdown for model `{}`", path.display(), p.name))?;
         in_situ.by_model.insert(m, overall);
         for (width, cell) in mine.iter().filter_map(|r| r["slowdown_by_width"].as_object()).flatten() {
-            let (Ok(w), Some(slowdown), Some(seconds)) =
-                (width.parse(), valid(&cell["slowdown"]), valid(&cell["seconds"]))
-            else {
+            let alone = (valid(&cell["alone_slowdown"]), valid(&cell["alone_seconds"]));
+            let enough = alone.0.is_some() && alone.1.is_some_and(|t| t >= MIN_ALONE_SECONDS);
+            let all = (valid(&cell["slowdown"]), valid(&cell["seconds"]));
+            let (Ok(w), (Some(slowdown), Some(seconds))) = (width.parse(), if enough { alone } else { all }) else {
                 continue;
             };
             if longest.get(&(m, w)).is_none_or(|&t| seconds > t) {

@@ -99,16 +99,24 @@ fn per_model(row: &Row, profiles: &[ModelProfile]) -> Value {
     )
 }
 
-/// `{"width": {"slowdown": s, "seconds": t}}` for each width `model`'s layers ran at, `t` the
-/// layer time measured there.
+/// `{"width": {"slowdown": s, "seconds": t, "alone_slowdown": a, "alone_seconds": u}}` for each
+/// width `model`'s layers ran at, `t` the layer time measured there, `a` and `u` the same for
+/// blocks that ran alone (`a` null when none did).
 fn by_width(stats: &SchedStats, model: usize) -> Value {
-    let mut widths: Vec<(usize, f64)> =
-        stats.layer_time.iter().filter(|(k, _)| k.0 == model).map(|(k, t)| (k.1, t.measured)).collect();
+    let mut widths: Vec<(usize, f64, f64)> = stats
+        .layer_time
+        .iter()
+        .filter(|(k, _)| k.0 == model)
+        .map(|(k, t)| (k.1, t.measured, t.alone_measured))
+        .collect();
     widths.sort_unstable_by_key(|w| w.0);
     widths
         .into_iter()
-        .map(|(w, seconds)| {
-            (w.to_string(), json!({"slowdown": stats.slowdown(|m, v| m == model && v == w), "seconds": seconds}))
+        .map(|(w, seconds, alone_seconds)| {
+            let here = |m: usize, v: usize| m == model && v == w;
+            let cell = json!({"slowdown": stats.slowdown(here), "seconds": seconds,
+                "alone_slowdown": stats.alone_slowdown(here), "alone_seconds": alone_seconds});
+            (w.to_string(), cell)
         })
         .collect()
 }

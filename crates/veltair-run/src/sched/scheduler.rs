@@ -71,21 +71,34 @@ pub struct SchedStats {
 
 /// Time layers took and what their profiles say they take solo at the same width and version:
 /// the ratio is the slowdown co-runners (and running inside a server rather than in a
-/// measurement loop) caused.
+/// measurement loop) caused. The `alone_` part is from blocks that no other block ran beside:
+/// the cost of serving without interference.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LayerTime {
     pub measured: f64,
     pub profiled: f64,
+    pub alone_measured: f64,
+    pub alone_profiled: f64,
 }
 
 impl SchedStats {
     /// Measured over profiled layer time of the (model, width) pairs `keep` accepts.
     pub fn slowdown(&self, keep: impl Fn(usize, usize) -> bool) -> f64 {
+        self.ratio(keep, |t| (t.measured, t.profiled))
+    }
+
+    /// The same over the layers of blocks that ran alone (NaN when there were none).
+    pub fn alone_slowdown(&self, keep: impl Fn(usize, usize) -> bool) -> f64 {
+        self.ratio(keep, |t| (t.alone_measured, t.alone_profiled))
+    }
+
+    fn ratio(&self, keep: impl Fn(usize, usize) -> bool, part: impl Fn(&LayerTime) -> (f64, f64)) -> f64 {
         let (measured, profiled) = self
             .layer_time
             .iter()
             .filter(|((m, w), _)| keep(*m, *w))
-            .fold((0.0, 0.0), |(a, b), (_, t)| (a + t.measured, b + t.profiled));
+            .map(|(_, t)| part(t))
+            .fold((0.0, 0.0), |(a, b), (m, p)| (a + m, b + p));
         measured / profiled
     }
 }
@@ -108,6 +121,8 @@ struct Running {
     cores: Vec<usize>,
     /// Pressure times cores held.
     pressure: f64,
+    /// Whether another block ran beside it at some point.
+    shared: bool,
 }
 
 /// The scheduler.
@@ -219,6 +234,10 @@ impl Scheduler {
             let time = self.stats.layer_time.entry((block.model, width)).or_default();
             time.measured += seconds;
             time.profiled += solo;
+            if !block.shared {
+                time.alone_measured += seconds;
+                time.alone_profiled += solo;
+            }
         }
         let q = self.queries.get_mut(&block.query)?;
         q.next_step = block.steps.end;
@@ -315,6 +334,8 @@ impl Scheduler {
         }
         let id = self.next_block;
         self.next_block += 1;
+        let shared = !self.running.is_empty();
+        self.running.values_mut().for_each(|r| r.shared = true);
         self.running.insert(
             id,
             Running {
@@ -324,6 +345,7 @@ impl Scheduler {
                 versions: versions.clone(),
                 cores: cores.clone(),
                 pressure,
+                shared,
             },
         );
         Some(BlockStart { id, query: qid, model, steps, cores, versions, level: version_level, pressure })
@@ -461,6 +483,28 @@ mod tests {
         assert_eq!(narrow_start(0.03), vec![1]);
         // With 22 ms (5.5 ms a layer) that no longer fits: the query waits for both cores.
         assert_eq!(narrow_start(0.022), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn alone_slowdown_counts_only_blocks_nothing_ran_beside() {
+        let mut s = Scheduler::new(Policy::parse("layer-wise").unwrap(), vec![model("m", 1, 0.01, 1.0)], 2, vec![1.0]);
+        s.arrive(0, 0.0);
+        let alone = s.schedule(0.0);
+        s.block_done(alone[0].id, &[0.02]);
+        s.arrive(0, 1.0);
+        let first = s.schedule(1.0);
+        s.arrive(0, 1.001);
+        let second = s.schedule(1.001);
+        s.block_done(first[0].id, &[0.03]);
+        s.arrive(0, 1.05);
+        let third = s.schedule(1.05);
+        s.block_done(second[0].id, &[0.03]);
+        s.block_done(third[0].id, &[0.03]);
+        let all = s.stats().slowdown(|_, _| true);
+        assert!((all - 2.75).abs() < 1e-9, "{all}");
+        let alone = s.stats().alone_slowdown(|_, _| true);
+        assert!((alone - 2.0).abs() < 1e-9, "the three overlapping blocks are not alone: {alone}");
+        assert!(s.stats().alone_slowdown(|_, w| w == 2).is_nan());
     }
 
     #[test]
