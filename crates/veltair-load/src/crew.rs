@@ -1,7 +1,8 @@
 //! A crew of worker threads, one pinned to each core, that run a kernel's thread indices on
 //! exactly the cores a scheduler assigned (`Team::Crew`), and one-off tasks on a chosen core.
 //! Idle workers spin briefly before sleeping, so consecutive layers of a block hand over in
-//! microseconds. `Crew::run` returns only after every thread index has finished, which is what
+//! microseconds; a crew may also poll longer, keeping its cores from halting (on a VM, a vCPU
+//! that halted costs the next layers 20-30%), while giving way to any other thread there. `Crew::run` returns only after every thread index has finished, which is what
 //! makes lending it a borrowed closure sound (see `mapped::lend`).
 
 use crate::mapped::{lend, Lent};
@@ -11,7 +12,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long an idle worker (or a waiting caller) spins before it sleeps.
+/// How long an idle worker (or a waiting caller) spins before it sleeps or, polling longer,
+/// starts yielding its core between looks.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Work for one worker.
@@ -46,8 +48,11 @@ pub struct Crew {
 }
 
 impl Crew {
-    /// One worker per core `0..cores`, each pinned to its core when the OS allows it.
-    pub fn new(cores: usize) -> std::io::Result<Crew> {
+    /// One worker per core `0..cores`, each pinned to its core when the OS allows it. An idle
+    /// worker looks for work for `idle_poll` (at least 50 µs) before it sleeps; past the first
+    /// 50 µs it yields its core to any other runnable thread between looks.
+    pub fn new(cores: usize, idle_poll: Duration) -> std::io::Result<Crew> {
+        let poll = idle_poll.max(SPIN);
         let mut slots = Vec::with_capacity(cores);
         let mut handles = Vec::with_capacity(cores);
         for core in 0..cores.max(1) {
@@ -55,7 +60,7 @@ impl Crew {
             let mine = Arc::clone(&slot);
             let handle = std::thread::Builder::new().name(format!("veltair-core-{core}")).spawn(move || {
                 core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                work(&mine);
+                work(&mine, poll);
             })?;
             slots.push(slot);
             handles.push(handle);
@@ -140,13 +145,18 @@ fn wait(done: &Done) {
     }
 }
 
-/// A worker's loop: take jobs in order; spin briefly when idle, then sleep.
-fn work(slot: &Slot) {
+/// A worker's loop: take jobs in order; when idle, spin, then poll yielding the core until
+/// `poll` has passed, then sleep.
+fn work(slot: &Slot, poll: Duration) {
     loop {
         let jobs = {
             let start = Instant::now();
-            while !slot.posted.load(Ordering::Acquire) && !slot.stop.load(Ordering::Acquire) && start.elapsed() < SPIN {
-                std::hint::spin_loop();
+            while !slot.posted.load(Ordering::Acquire) && !slot.stop.load(Ordering::Acquire) {
+                match start.elapsed() {
+                    idle if idle < SPIN => std::hint::spin_loop(),
+                    idle if idle < poll => std::thread::yield_now(),
+                    _ => break,
+                }
             }
             let mut queue = slot.queue.lock().unwrap_or_else(|e| e.into_inner());
             while queue.is_empty() && !slot.stop.load(Ordering::Acquire) {

@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// a policy's capacity fails every replay. 0 trusts every single replay.
     #[arg(long, default_value_t = 1)]
     pub retries: usize,
+    /// Milliseconds an idle worker keeps polling for work before it sleeps (`serve
+    /// --idle-poll-ms`).
+    #[arg(long, default_value_t = 0)]
+    pub idle_poll_ms: u64,
     /// Queries of one model allowed in flight before it answers busy.
     #[arg(long, default_value_t = 64)]
     pub capacity: usize,
@@ -62,7 +66,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             .map(|l| Tenant::new(l.plan.clone(), l.profile.clone(), args.capacity))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        let engine = Engine::start(tenants, policy, cores, scale.clone()).map_err(|e| e.to_string())?;
+        let engine = Engine::start(tenants, policy, cores, scale.clone(), Duration::from_millis(args.idle_poll_ms))
+            .map_err(|e| e.to_string())?;
         let trace = poisson(rate, args.queries, &weights, seed);
         let t0 = Instant::now();
         let mut refused = 0;

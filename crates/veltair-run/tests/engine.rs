@@ -6,6 +6,7 @@
 mod zoo_support;
 
 use std::sync::mpsc::channel;
+use std::time::Duration;
 use veltair_exec::{open_bundle, Feed};
 use veltair_ir::Tensor;
 use veltair_lower::feed;
@@ -48,9 +49,12 @@ fn model(name: &str, versions: usize) -> Model {
 fn concurrent_queries_match_onnxruntime_under_every_policy() {
     let models: Vec<Model> = ["resnet50", "mobilenetv2", "bert_base"].iter().map(|n| model(n, 3)).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for policy in ["model-wise", "layer-wise", "layer-block", "veltair"] {
+    let polls = [Duration::ZERO, Duration::from_millis(20)];
+    for (policy, poll) in
+        ["model-wise", "layer-wise", "layer-block", "veltair"].into_iter().zip(polls.into_iter().cycle())
+    {
         let engine =
-            Engine::start(tenants(&models, 64), Policy::parse(policy).unwrap(), cores, vec![1.0, 1.5]).unwrap();
+            Engine::start(tenants(&models, 64), Policy::parse(policy).unwrap(), cores, vec![1.0, 1.5], poll).unwrap();
         let (tx, rx) = channel();
         let rounds = 8;
         for round in 0..rounds {
@@ -80,7 +84,8 @@ fn concurrent_queries_match_onnxruntime_under_every_policy() {
 #[test]
 fn a_full_model_refuses_at_once_and_answers_what_it_accepted() {
     let models = vec![model("resnet50", 1)];
-    let engine = Engine::start(tenants(&models, 2), Policy::parse("veltair").unwrap(), 1, vec![1.0]).unwrap();
+    let engine =
+        Engine::start(tenants(&models, 2), Policy::parse("veltair").unwrap(), 1, vec![1.0], Duration::ZERO).unwrap();
     let (tx, rx) = channel();
     let mut refused = 0;
     for _ in 0..50 {

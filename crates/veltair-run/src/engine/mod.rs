@@ -16,7 +16,7 @@ use crate::serve::metrics::Histogram;
 use dispatch::Dispatch;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use veltair_load::Crew;
 
 /// Owned input data of one query, in the model's input order.
@@ -83,13 +83,20 @@ pub struct Engine {
 
 impl Engine {
     /// Starts an engine serving `tenants` under `policy` on `cores` cores; `scale` is the
-    /// typical slowdown of each contention level.
-    pub fn start(tenants: Vec<Tenant>, policy: Policy, cores: usize, scale: Vec<f64>) -> std::io::Result<Engine> {
+    /// typical slowdown of each contention level; idle workers poll for `idle_poll` before
+    /// they sleep (`Crew::new`).
+    pub fn start(
+        tenants: Vec<Tenant>,
+        policy: Policy,
+        cores: usize,
+        scale: Vec<f64>,
+        idle_poll: Duration,
+    ) -> std::io::Result<Engine> {
         let in_flight = tenants.iter().map(|_| AtomicUsize::new(0)).collect();
         let in_flight_len = tenants.len();
         let profiles = tenants.iter().map(|t| t.profile.clone()).collect();
         let shared = Arc::new(Shared {
-            crew: Crew::new(cores)?,
+            crew: Crew::new(cores, idle_poll)?,
             tenants,
             start: Instant::now(),
             in_flight,
@@ -161,7 +168,7 @@ impl Engine {
     pub fn drain(&self) {
         self.shared.accepting.store(false, Ordering::Release);
         while self.in_flight() > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
