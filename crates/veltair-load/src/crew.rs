@@ -2,8 +2,9 @@
 //! exactly the cores a scheduler assigned (`Team::Crew`), and one-off tasks on a chosen core.
 //! Idle workers spin briefly before sleeping, so consecutive layers of a block hand over in
 //! microseconds; a crew may also poll longer, keeping its cores from halting (on a VM, a vCPU
-//! that halted costs the next layers 20-30%), while giving way to any other thread there. `Crew::run` returns only after every thread index has finished, which is what
-//! makes lending it a borrowed closure sound (see `mapped::lend`).
+//! that halted costs the next layers 20-30%), while giving way to any other thread there.
+//! `Crew::run` returns only after every thread index has finished, which is what makes lending
+//! it a borrowed closure sound (see `mapped::lend`).
 
 use crate::mapped::{lend, Lent};
 use std::panic::{catch_unwind, AssertUnwindSafe};
