@@ -26,9 +26,9 @@ pub struct SimulateArgs {
     /// --policy layer-wise --steps 0 --latency-rate R`): each model's layer slowdown at each width
     /// in blocks that ran alone (from the policy row that ran alone at that width longest; rows
     /// with under 0.25 s of such layers give their slowdown in all; else the first row's
-    /// slowdown in all) becomes its in-situ factor there, scaling its simulated layer times: the cost of running
-    /// in a server, with caches cold after other tenants, rather than in the compiler's
-    /// measurement loop [default: 1.0].
+    /// slowdown in all) becomes its in-situ factor there, scaling its simulated layer times:
+    /// the cost of running in a server, with caches cold after other tenants, rather than in
+    /// the compiler's measurement loop [default: 1.0].
     #[arg(long, value_name = "FILE")]
     pub in_situ: Option<PathBuf>,
 }
