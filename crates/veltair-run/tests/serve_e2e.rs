@@ -157,6 +157,12 @@ fn overload_answers_503_keeps_memory_flat_and_answers_every_accepted_query() {
     );
     let metrics = get(addr, "/metrics").body;
     assert!(metrics.contains("veltair_request_failures_total"), "{metrics}");
+    let counters = metrics.lines().find_map(|l| l.strip_prefix("veltair_hardware_counters "));
+    match counters {
+        Some("0") => assert!(!metrics.contains("veltair_cache_miss_rate"), "{metrics}"),
+        Some("1") => assert!(metrics.contains("\nveltair_cache_miss_rate "), "{metrics}"),
+        other => panic!("veltair_hardware_counters is {other:?} in\n{metrics}"),
+    }
 }
 
 #[test]

@@ -101,16 +101,27 @@ impl Backend for Engine {
                 label("version", &version.to_string())
             );
         }
-        let (level, slowdown) = self.contention();
+        let contention = self.contention();
         family(&mut out, "veltair_contention_level", "gauge", "Estimated contention level (0 = none).");
-        let _ = writeln!(out, "veltair_contention_level {level}");
+        let _ = writeln!(out, "veltair_contention_level {}", contention.level);
         family(
             &mut out,
             "veltair_observed_slowdown",
             "gauge",
             "Smoothed slowdown of executed layers over their profiles.",
         );
-        let _ = writeln!(out, "veltair_observed_slowdown {slowdown}");
+        let _ = writeln!(out, "veltair_observed_slowdown {}", contention.slowdown);
+        family(
+            &mut out,
+            "veltair_hardware_counters",
+            "gauge",
+            "1 when hardware counters (cache misses) measure pressure, 0 when it is modelled from profiles.",
+        );
+        let _ = writeln!(out, "veltair_hardware_counters {}", u8::from(contention.counters));
+        if contention.counters {
+            family(&mut out, "veltair_cache_miss_rate", "gauge", "Smoothed last-level-cache misses per second.");
+            let _ = writeln!(out, "veltair_cache_miss_rate {}", contention.miss_rate);
+        }
         out
     }
 }

@@ -4,7 +4,8 @@
 //! worker of its first core; a leader whose core starts the next block goes straight on with
 //! it, so consecutive blocks of a busy core hand over without a wake-up.
 
-use super::{Completion, Input, Reply, Shared};
+use super::counters::RateCounter;
+use super::{Completion, Contention, Input, Reply, Shared};
 use crate::sched::{BlockStart, Policy, Scheduler};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -30,6 +31,8 @@ pub(crate) struct Dispatch {
     queries: HashMap<u64, Query>,
     /// The query each running block belongs to.
     blocks: HashMap<u64, u64>,
+    /// The process's cache-miss counter, sampled as blocks end, if the host has one.
+    misses: Option<RateCounter>,
 }
 
 /// A started block with the arena it works on.
@@ -44,11 +47,13 @@ impl Dispatch {
         policy: Policy,
         cores: usize,
         scale: Vec<f64>,
+        misses: Option<RateCounter>,
     ) -> Dispatch {
         Dispatch {
             scheduler: Scheduler::new(policy, shared_profiles, cores, scale),
             queries: HashMap::new(),
             blocks: HashMap::new(),
+            misses,
         }
     }
 
@@ -90,6 +95,9 @@ impl Dispatch {
         now: f64,
     ) -> (Option<(Query, f64)>, Vec<Started>) {
         let mut answered = None;
+        if let Some(rate) = self.misses.as_mut().and_then(RateCounter::sample) {
+            self.scheduler.observe_miss_rate(rate);
+        }
         if let Some(qid) = self.blocks.remove(&block) {
             if let Some(q) = self.queries.get_mut(&qid) {
                 q.arena = Some(arena);
@@ -106,8 +114,13 @@ impl Dispatch {
         self.scheduler.stats().clone()
     }
 
-    pub fn contention(&self) -> (usize, f64) {
-        (self.scheduler.contention_level(), self.scheduler.observed_slowdown())
+    pub fn contention(&self) -> Contention {
+        Contention {
+            level: self.scheduler.contention_level(),
+            slowdown: self.scheduler.observed_slowdown(),
+            counters: self.misses.is_some(),
+            miss_rate: self.scheduler.miss_rate(),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! without limit.
 
 mod backend;
+mod counters;
 mod dispatch;
 mod tenant;
 
@@ -13,6 +14,7 @@ pub use tenant::Tenant;
 
 use crate::sched::{Policy, SchedStats};
 use crate::serve::metrics::Histogram;
+use counters::RateCounter;
 use dispatch::Dispatch;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +53,18 @@ pub struct Completion {
     pub finish: f64,
 }
 
+/// The scheduler's contention estimate, for metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct Contention {
+    pub level: usize,
+    /// Smoothed slowdown of executed layers over their profiles.
+    pub slowdown: f64,
+    /// Whether hardware counters feed the monitor (else it models pressure from profiles).
+    pub counters: bool,
+    /// Smoothed last-level-cache misses per second (counters only).
+    pub miss_rate: f64,
+}
+
 /// Per-model serving metrics.
 pub(crate) struct ModelMetrics {
     pub queue: Histogram,
@@ -84,7 +98,8 @@ pub struct Engine {
 impl Engine {
     /// Starts an engine serving `tenants` under `policy` on `cores` cores; `scale` is the
     /// typical slowdown of each contention level; idle workers poll for `idle_poll` before
-    /// they sleep (`Crew::new`).
+    /// they sleep (`Crew::new`). The process's cache-miss counter, where the host has one, is
+    /// opened before the crew so that its workers inherit it.
     pub fn start(
         tenants: Vec<Tenant>,
         policy: Policy,
@@ -95,6 +110,7 @@ impl Engine {
         let in_flight = tenants.iter().map(|_| AtomicUsize::new(0)).collect();
         let in_flight_len = tenants.len();
         let profiles = tenants.iter().map(|t| t.profile.clone()).collect();
+        let misses = RateCounter::cache_misses();
         let shared = Arc::new(Shared {
             crew: Crew::new(cores, idle_poll)?,
             tenants,
@@ -103,7 +119,7 @@ impl Engine {
             accepting: AtomicBool::new(true),
             completions: Mutex::new(Vec::new()),
             metrics: tenants_metrics(in_flight_len),
-            dispatch: Mutex::new(Dispatch::new(profiles, policy, cores, scale)),
+            dispatch: Mutex::new(Dispatch::new(profiles, policy, cores, scale, misses)),
         });
         Ok(Engine { shared })
     }
@@ -154,8 +170,8 @@ impl Engine {
         self.shared.lock().stats()
     }
 
-    /// The scheduler's contention estimate (level, smoothed observed slowdown).
-    pub fn contention(&self) -> (usize, f64) {
+    /// The scheduler's contention estimate.
+    pub fn contention(&self) -> Contention {
         self.shared.lock().contention()
     }
 

@@ -1,14 +1,20 @@
-//! The contention estimate, from software signals only (no hardware counters here):
+//! The contention estimate:
 //! - observed: each executed layer's latency over its profiled solo latency at the same width
 //!   and version, smoothed (exponentially weighted), mapped onto the profiles' level scale;
 //! - predicted: the pressure of the layers running right now on other cores (each layer's
-//!   pressure is modelled in the profile module from its measured sensitivity to the stressor).
+//!   pressure is modelled in the profile module from its measured sensitivity to the stressor),
+//!   or, where the host has hardware counters, the measured pressure: the process's
+//!   last-level-cache miss rate, smoothed, as a fraction of the highest smoothed rate seen.
 //!
 //! The estimate is the mean of the two levels once layers have been observed, the predicted
 //! level before.
 
 /// Weight of the newest observation in the smoothed slowdown.
 const ALPHA: f64 = 0.2;
+
+/// Miss-rate samples before the measured pressure is trusted: the highest rate seen must have
+/// had a chance to include busy moments.
+const WARM_SAMPLES: u64 = 20;
 
 /// The running estimate.
 #[derive(Clone, Debug)]
@@ -17,6 +23,15 @@ pub struct Monitor {
     scale: Vec<f64>,
     smoothed: f64,
     observations: u64,
+    misses: MissRate,
+}
+
+/// Smoothed last-level-cache misses per second and the highest smoothed value seen.
+#[derive(Clone, Copy, Debug, Default)]
+struct MissRate {
+    smoothed: f64,
+    peak: f64,
+    samples: u64,
 }
 
 impl Monitor {
@@ -29,7 +44,7 @@ impl Monitor {
                 envelope
             }))
             .collect();
-        Monitor { scale, smoothed: 1.0, observations: 0 }
+        Monitor { scale, smoothed: 1.0, observations: 0, misses: MissRate::default() }
     }
 
     /// Highest level of the scale.
@@ -46,6 +61,30 @@ impl Monitor {
         self.smoothed =
             if self.observations == 0 { slowdown } else { ALPHA * slowdown + (1.0 - ALPHA) * self.smoothed };
         self.observations += 1;
+    }
+
+    /// Records the process's cache misses per second over the last sampling interval (hardware
+    /// counters only).
+    pub fn observe_miss_rate(&mut self, rate: f64) {
+        if !(rate >= 0.0 && rate.is_finite()) {
+            return;
+        }
+        let m = &mut self.misses;
+        m.smoothed = if m.samples == 0 { rate } else { ALPHA * rate + (1.0 - ALPHA) * m.smoothed };
+        m.peak = m.peak.max(m.smoothed);
+        m.samples += 1;
+    }
+
+    /// The measured pressure, 0..=1: the smoothed miss rate over the highest seen; `None` without
+    /// enough counter samples.
+    pub fn measured_pressure(&self) -> Option<f64> {
+        let m = &self.misses;
+        (m.samples >= WARM_SAMPLES && m.peak > 0.0).then(|| m.smoothed / m.peak)
+    }
+
+    /// The smoothed cache misses per second (0 without counters).
+    pub fn miss_rate(&self) -> f64 {
+        self.misses.smoothed
     }
 
     /// The smoothed observed slowdown.
@@ -114,6 +153,26 @@ mod tests {
         m.observe(5e-3, 1e-3);
         assert_eq!(m.observed_level(), 0);
         assert_eq!(m.levels(), 3);
+    }
+
+    #[test]
+    fn miss_rates_count_once_warm_and_against_their_peak() {
+        let mut m = Monitor::new(vec![1.0, 1.1, 1.3]);
+        for _ in 1..WARM_SAMPLES {
+            m.observe_miss_rate(4e6);
+        }
+        assert_eq!(m.measured_pressure(), None, "not warm yet");
+        m.observe_miss_rate(f64::NAN);
+        m.observe_miss_rate(-1.0);
+        assert_eq!(m.measured_pressure(), None, "broken samples are not samples");
+        m.observe_miss_rate(4e6);
+        assert_eq!(m.measured_pressure(), Some(1.0));
+        for _ in 0..100 {
+            m.observe_miss_rate(1e6);
+        }
+        let p = m.measured_pressure().unwrap();
+        assert!((p - 0.25).abs() < 0.01, "a quarter of the peak rate, got {p}");
+        assert!((m.miss_rate() - 1e6).abs() < 1e4);
     }
 
     #[test]

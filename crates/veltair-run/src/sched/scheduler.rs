@@ -183,6 +183,17 @@ impl Scheduler {
         self.monitor.slowdown()
     }
 
+    /// Feeds the contention monitor the process's cache misses per second over the last sampling
+    /// interval (from hardware counters, where the host has them).
+    pub fn observe_miss_rate(&mut self, rate: f64) {
+        self.monitor.observe_miss_rate(rate);
+    }
+
+    /// The smoothed cache misses per second (for metrics).
+    pub fn miss_rate(&self) -> f64 {
+        self.monitor.miss_rate()
+    }
+
     /// Registers a query of `model` arriving at `now`.
     pub fn arrive(&mut self, model: usize, now: f64) -> QueryId {
         let start = Instant::now();
@@ -249,9 +260,15 @@ impl Scheduler {
         None
     }
 
-    /// Predicted contention level for a new block on `own` cores, from the running blocks.
+    /// Predicted contention level for a new block on `own` cores: from the measured pressure
+    /// when hardware counters give one (the whole process's, taken as the other cores'), from
+    /// the running blocks' modelled pressure otherwise.
     fn predicted(&self, own: usize) -> usize {
-        let pressures: f64 = self.running.values().map(|r| r.pressure).sum();
+        let others = self.cores.total().saturating_sub(own) as f64;
+        let pressures = match self.monitor.measured_pressure() {
+            Some(fraction) => fraction * others,
+            None => self.running.values().map(|r| r.pressure).sum(),
+        };
         predicted_level(pressures, own, self.cores.total(), self.monitor.levels())
     }
 
@@ -433,6 +450,22 @@ mod tests {
         assert_eq!(order_after_the_long_query("veltair"), vec![1, 0]);
         assert_eq!(order_after_the_long_query("model-wise"), vec![0, 1]);
         assert_eq!(order_after_the_long_query("layer-wise+fcfs"), vec![0, 1]);
+    }
+
+    #[test]
+    fn measured_miss_rates_replace_the_modelled_pressure_once_warm() {
+        let mut s =
+            Scheduler::new(Policy::parse("veltair").unwrap(), vec![model("m", 2, 0.01, 1.0)], 2, vec![1.0, 1.2, 1.5]);
+        assert_eq!(s.contention_level(), 0, "nothing runs: no modelled pressure");
+        for _ in 0..40 {
+            s.observe_miss_rate(5e6);
+        }
+        assert_eq!(s.miss_rate(), 5e6);
+        assert_eq!(s.contention_level(), 2, "the peak miss rate: the top level");
+        for _ in 0..40 {
+            s.observe_miss_rate(1e5);
+        }
+        assert_eq!(s.contention_level(), 0, "2% of the peak");
     }
 
     /// The widths of the first blocks started when `queries` queries of a model arrive at once
