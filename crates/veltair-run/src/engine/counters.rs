@@ -1,6 +1,7 @@
-//! Hardware counters for the contention monitor: one last-level-cache-miss counter over the
-//! whole process, opened when the engine starts, before its crew, and inherited by every thread
-//! started after it, so the workers' misses count. A host without hardware counters (most VMs,
+//! Hardware counters for the contention monitor: one last-level-cache-miss counter, opened by
+//! the thread that starts the engine just before it starts the crew. The kernel counts that
+//! thread and, by inheritance, every thread it starts afterwards: the crew's workers, where all
+//! layers run. A host without hardware counters (most VMs,
 //! this project's build machine among them) or whose `perf_event_paranoid` forbids them gives
 //! no counter, and the monitor keeps the modelled pressure: the fallback is silent by design,
 //! and `/metrics` says which source is in use.
@@ -19,12 +20,13 @@ pub(crate) struct RateCounter {
 }
 
 impl RateCounter {
-    /// The process's last-level-cache misses, if this host counts them for this process.
+    /// Last-level-cache misses of this thread and the threads it starts from now on, if this
+    /// host counts them for this process.
     pub fn cache_misses() -> Option<RateCounter> {
         RateCounter::open(Hardware::CACHE_MISSES)
     }
 
-    /// A counter of `event` in this process and every thread it starts from now on.
+    /// A counter of `event` in this thread and every thread it starts from now on.
     fn open(event: impl Event + 'static) -> Option<RateCounter> {
         let mut counter = Builder::new(event).inherit(true).build().ok()?;
         counter.enable().ok()?;
