@@ -24,9 +24,9 @@ pub struct SimulateArgs {
     pub max_width: Option<usize>,
     /// A `bench --json` file from a run on the real machine (e.g. `bench --policy model-wise
     /// --policy layer-wise --steps 0 --latency-rate R`): each model's layer slowdown at each width
-    /// in blocks that ran alone (from the policy row that ran alone at that width longest; rows
-    /// with under 0.25 s of such layers give their slowdown in all; else the first row's
-    /// slowdown in all) becomes its in-situ factor there, scaling its simulated layer times:
+    /// in blocks that ran alone (from the policy row that ran alone at that width longest; when
+    /// no row has 0.25 s of such layers, the slowdown in all of the row that ran the width
+    /// longest; else the first row's slowdown in all) becomes its in-situ factor there, scaling its simulated layer times:
     /// the cost of running in a server, with caches cold after other tenants, rather than in
     /// the compiler's measurement loop [default: 1.0].
     #[arg(long, value_name = "FILE")]
@@ -73,9 +73,9 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
 const MIN_ALONE_SECONDS: f64 = 0.25;
 
 /// The in-situ factors in the bench JSON at `path` for the models of `profiles` (by name): per
-/// width, the slowdown of blocks that ran alone in the policy row that ran them longest there
-/// (a row with less than `MIN_ALONE_SECONDS` of them, or a file without them, gives its
-/// slowdown in all); per model, the first row's slowdown in all.
+/// width, the slowdown of blocks that ran alone in the policy row that ran them longest there;
+/// when no row has `MIN_ALONE_SECONDS` of them (or the file predates them), the slowdown in all
+/// of the row that ran that width longest; per model, the first row's slowdown in all.
 fn in_situ_factors(path: &Path, profiles: &[ModelProfile]) -> Result<InSitu, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let json: serde_json::Value =
@@ -91,7 +91,9 @@ fn in_situ_factors(path: &Path, profiles: &[ModelProfile]) -> Result<InSitu, Str
         .collect();
     let valid = |v: &serde_json::Value| v.as_f64().filter(|s| s.is_finite() && *s > 0.0);
     let mut in_situ = InSitu::default();
-    let mut longest: HashMap<(usize, usize), f64> = HashMap::new();
+    // Per (model, width): whether the chosen cell's factor is from blocks that ran alone, and
+    // the layer time behind it; alone beats all, then the longer time wins.
+    let mut longest: HashMap<(usize, usize), (bool, f64)> = HashMap::new();
     for (m, p) in profiles.iter().enumerate() {
         let mine: Vec<_> = rows.iter().filter(|r| r["model"] == p.name.as_str()).collect();
         let overall = mine
@@ -106,8 +108,9 @@ fn in_situ_factors(path: &Path, profiles: &[ModelProfile]) -> Result<InSitu, Str
             let (Ok(w), (Some(slowdown), Some(seconds))) = (width.parse(), if enough { alone } else { all }) else {
                 continue;
             };
-            if longest.get(&(m, w)).is_none_or(|&t| seconds > t) {
-                longest.insert((m, w), seconds);
+            let key = (enough, seconds);
+            if longest.get(&(m, w)).is_none_or(|&best| key > best) {
+                longest.insert((m, w), key);
                 in_situ.by_width.insert((m, w), slowdown);
             }
         }

@@ -71,7 +71,8 @@ fn simulated_mean_ms(extra: &[&str]) -> Result<f64, String> {
 
 #[test]
 fn in_situ_factors_from_a_measured_bench_scale_simulated_layers() {
-    // Two rows: the second ran width 1 longer, so its 2.0 wins there over the first's 3.0.
+    // Three rows at width 1: the last ran longest, but only in company; of the two with enough
+    // time alone (0.25 s or more), the second ran alone longer, so its 2.0 wins.
     let bench = |simulated: bool, models: &[&str]| {
         let row = |by_width: Value| -> Value {
             let per_model: Vec<Value> = models
@@ -80,10 +81,10 @@ fn in_situ_factors_from_a_measured_bench_scale_simulated_layers() {
                 .collect();
             serde_json::json!({ "per_model": per_model })
         };
-        let short = serde_json::json!({"1": {"slowdown": 3.0, "seconds": 0.1}});
-        let long = serde_json::json!({"1": {"slowdown": 2.0, "seconds": 0.2}});
+        let cell = |alone_slowdown: f64, alone_seconds: f64, slowdown: f64, seconds: f64| serde_json::json!({"1": {"alone_slowdown": alone_slowdown, "alone_seconds": alone_seconds, "slowdown": slowdown, "seconds": seconds}});
+        let rows = [cell(3.0, 0.26, 9.0, 0.5), cell(2.0, 0.3, 9.0, 0.5), cell(4.0, 0.2, 4.0, 1.0)];
         let path = scratch(&format!("bench-{simulated}-{}.json", models.len()));
-        let v = serde_json::json!({"simulated": simulated, "policies": [row(short), row(long)]});
+        let v = serde_json::json!({"simulated": simulated, "policies": rows.map(row)});
         std::fs::write(&path, v.to_string()).unwrap();
         path.display().to_string()
     };
