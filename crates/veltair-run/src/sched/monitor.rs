@@ -3,7 +3,7 @@
 //!   and version, smoothed (exponentially weighted), mapped onto the profiles' level scale;
 //! - predicted: the pressure of the layers running right now on other cores (each layer's
 //!   pressure is modelled in the profile module from its measured sensitivity to the stressor),
-//!   or, where the host has hardware counters, the measured pressure: the process's
+//!   or, where the host has hardware counters, the measured pressure: the engine's
 //!   last-level-cache miss rate, smoothed, as a fraction of the highest smoothed rate seen.
 //!
 //! The estimate is the mean of the two levels once layers have been observed, the predicted
@@ -58,19 +58,18 @@ impl Monitor {
             return;
         }
         let slowdown = (observed / solo).clamp(0.5, 10.0);
-        self.smoothed =
-            if self.observations == 0 { slowdown } else { ALPHA * slowdown + (1.0 - ALPHA) * self.smoothed };
+        self.smoothed = smooth(self.smoothed, slowdown, self.observations);
         self.observations += 1;
     }
 
-    /// Records the process's cache misses per second over the last sampling interval (hardware
+    /// Records the engine's cache misses per second over the last sampling interval (hardware
     /// counters only).
     pub fn observe_miss_rate(&mut self, rate: f64) {
         if !(rate >= 0.0 && rate.is_finite()) {
             return;
         }
         let m = &mut self.misses;
-        m.smoothed = if m.samples == 0 { rate } else { ALPHA * rate + (1.0 - ALPHA) * m.smoothed };
+        m.smoothed = smooth(m.smoothed, rate, m.samples);
         m.peak = m.peak.max(m.smoothed);
         m.samples += 1;
     }
@@ -111,6 +110,15 @@ impl Monitor {
         } else {
             (self.observed_level() + predicted).div_ceil(2)
         }
+    }
+}
+
+/// The exponentially weighted mean after `seen` earlier values (the first value stands alone).
+fn smooth(mean: f64, value: f64, seen: u64) -> f64 {
+    if seen == 0 {
+        value
+    } else {
+        ALPHA * value + (1.0 - ALPHA) * mean
     }
 }
 
