@@ -1,16 +1,23 @@
 //! The contention estimate:
 //! - observed: each executed layer's latency over its profiled solo latency at the same width
-//!   and version, smoothed (exponentially weighted), mapped onto the profiles' level scale;
+//!   and version, smoothed (exponentially weighted), over the same for layers of blocks that ran
+//!   alone (the cost of serving without co-runners: cold caches, waking workers, which is not
+//!   contention), mapped onto the profiles' level scale where its levels are far enough apart
+//!   for timing to tell them from solo;
 //! - predicted: the pressure of the layers running right now on other cores (each layer's
 //!   pressure is modelled in the profile module from its measured sensitivity to the stressor),
 //!   or, where the host has hardware counters, the measured pressure: the engine's
 //!   last-level-cache miss rate, smoothed, as a fraction of the highest smoothed rate seen.
 //!
-//! The estimate is the mean of the two levels once layers have been observed, the predicted
-//! level before.
+//! The estimate is the mean of the two levels once layers have been observed on a scale with a
+//! distinguishable level, the predicted level otherwise.
 
 /// Weight of the newest observation in the smoothed slowdown.
 const ALPHA: f64 = 0.2;
+
+/// A level's typical slowdown must exceed solo by this fraction for observed slowdowns to be
+/// mapped onto it: below, timing noise and the level cannot be told apart.
+const DISTINGUISHABLE: f64 = 0.05;
 
 /// Miss-rate samples before the measured pressure is trusted: the highest rate seen must have
 /// had a chance to include busy moments.
@@ -23,6 +30,9 @@ pub struct Monitor {
     scale: Vec<f64>,
     smoothed: f64,
     observations: u64,
+    /// The smoothed slowdown of layers in blocks that ran alone.
+    baseline: f64,
+    alone_observations: u64,
     misses: MissRate,
 }
 
@@ -44,7 +54,14 @@ impl Monitor {
                 envelope
             }))
             .collect();
-        Monitor { scale, smoothed: 1.0, observations: 0, misses: MissRate::default() }
+        Monitor {
+            scale,
+            smoothed: 1.0,
+            observations: 0,
+            baseline: 1.0,
+            alone_observations: 0,
+            misses: MissRate::default(),
+        }
     }
 
     /// Highest level of the scale.
@@ -52,14 +69,19 @@ impl Monitor {
         self.scale.len() - 1
     }
 
-    /// Records a layer that took `observed` seconds where its profile says `solo`.
-    pub fn observe(&mut self, observed: f64, solo: f64) {
+    /// Records a layer that took `observed` seconds where its profile says `solo`; `alone` when
+    /// no other block ran beside its block.
+    pub fn observe(&mut self, observed: f64, solo: f64, alone: bool) {
         if !(observed > 0.0 && solo > 0.0 && observed.is_finite() && solo.is_finite()) {
             return;
         }
         let slowdown = (observed / solo).clamp(0.5, 10.0);
         self.smoothed = smooth(self.smoothed, slowdown, self.observations);
         self.observations += 1;
+        if alone {
+            self.baseline = smooth(self.baseline, slowdown, self.alone_observations);
+            self.alone_observations += 1;
+        }
     }
 
     /// Records the engine's cache misses per second over the last sampling interval (hardware
@@ -91,13 +113,26 @@ impl Monitor {
         self.smoothed
     }
 
-    /// The level whose typical slowdown is nearest the observed one (ties upward).
-    pub fn observed_level(&self) -> usize {
-        let mut level = 0;
-        for l in 1..self.scale.len() {
-            if self.smoothed >= (self.scale[l - 1] + self.scale[l]) / 2.0 && self.scale[l] > self.scale[l - 1] {
-                level = l;
+    /// The smoothed slowdown over the alone baseline: what co-runners add.
+    pub fn interference(&self) -> f64 {
+        self.smoothed / self.baseline
+    }
+
+    /// The distinguishable level whose typical slowdown is nearest the interference (ties
+    /// upward); `None` when no level of the scale is distinguishable from solo.
+    pub fn observed_level(&self) -> Option<usize> {
+        let interference = self.interference();
+        let mut level = None;
+        let mut below = 1.0;
+        for (l, &s) in self.scale.iter().enumerate().skip(1) {
+            if s < 1.0 + DISTINGUISHABLE || s <= below {
+                continue;
             }
+            level = Some(level.unwrap_or(0));
+            if interference >= (below + s) / 2.0 {
+                level = Some(l);
+            }
+            below = s;
         }
         level
     }
@@ -105,10 +140,9 @@ impl Monitor {
     /// The estimate given the `predicted` level from what is running now.
     pub fn level(&self, predicted: usize) -> usize {
         let predicted = predicted.min(self.levels());
-        if self.observations == 0 {
-            predicted
-        } else {
-            (self.observed_level() + predicted).div_ceil(2)
+        match self.observed_level() {
+            Some(observed) if self.observations > 0 => (observed + predicted).div_ceil(2),
+            _ => predicted,
         }
     }
 }
@@ -142,25 +176,57 @@ mod tests {
         let mut m = Monitor::new(vec![1.0, 1.1, 1.3, 1.6]);
         assert_eq!(m.level(2), 2, "no observation yet: the prediction");
         for _ in 0..50 {
-            m.observe(1.6e-3, 1e-3);
+            m.observe(1.6e-3, 1e-3, false);
         }
-        assert_eq!(m.observed_level(), 3);
+        assert_eq!(m.observed_level(), Some(3));
         assert_eq!(m.level(1), 2, "mean of observed 3 and predicted 1, rounded up");
         for _ in 0..50 {
-            m.observe(1e-3, 1e-3);
+            m.observe(1e-3, 1e-3, false);
         }
-        assert_eq!(m.observed_level(), 0);
-        m.observe(f64::NAN, 1e-3);
-        m.observe(1e-3, 0.0);
+        assert_eq!(m.observed_level(), Some(0));
+        m.observe(f64::NAN, 1e-3, false);
+        m.observe(1e-3, 0.0, false);
         assert!(m.slowdown() < 1.01);
     }
 
     #[test]
+    fn the_cost_of_running_alone_is_not_contention() {
+        let mut m = Monitor::new(vec![1.0, 1.1, 1.3, 1.6]);
+        for _ in 0..50 {
+            m.observe(1.3e-3, 1e-3, true);
+        }
+        assert!((m.slowdown() - 1.3).abs() < 1e-9);
+        assert_eq!(m.observed_level(), Some(0), "every layer ran alone");
+        for _ in 0..50 {
+            m.observe(1.69e-3, 1e-3, false);
+        }
+        assert!((m.interference() - 1.3).abs() < 1e-4);
+        assert_eq!(m.observed_level(), Some(2), "1.3x over the alone baseline");
+    }
+
+    #[test]
     fn flat_or_broken_scales_never_claim_contention() {
-        let mut m = Monitor::new(vec![1.0, 1.0, f64::NAN, 0.5]);
-        m.observe(5e-3, 1e-3);
-        assert_eq!(m.observed_level(), 0);
-        assert_eq!(m.levels(), 3);
+        for scale in [vec![1.0, 1.0, f64::NAN, 0.5], vec![1.0, 0.9998, 1.0001, 1.0005]] {
+            let mut m = Monitor::new(scale);
+            m.observe(5e-3, 1e-3, false);
+            assert_eq!(m.observed_level(), None);
+            assert_eq!(m.level(0), 0, "the prediction alone");
+            assert_eq!(m.level(3), 3);
+            assert_eq!(m.levels(), 3);
+        }
+    }
+
+    #[test]
+    fn only_distinguishable_levels_are_observed() {
+        let mut m = Monitor::new(vec![1.0, 1.01, 1.2, 1.5]);
+        m.observe(1.004e-3, 1e-3, false);
+        assert_eq!(m.observed_level(), Some(0));
+        m.observe(1.1e-3, 1e-3, false);
+        assert_eq!(
+            m.observed_level(),
+            Some(0),
+            "level 1 (1.01x) cannot be told from solo, and 1.02x is nearer solo than level 2"
+        );
     }
 
     #[test]

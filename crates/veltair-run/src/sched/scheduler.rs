@@ -241,7 +241,7 @@ impl Scheduler {
         let width = block.cores.len();
         for ((step, &version), &seconds) in block.steps.clone().zip(&block.versions).zip(step_seconds) {
             let solo = profile.latency(step, version, width, 0);
-            self.monitor.observe(seconds, solo);
+            self.monitor.observe(seconds, solo, !block.shared);
             let time = self.stats.layer_time.entry((block.model, width)).or_default();
             time.measured += seconds;
             time.profiled += solo;
