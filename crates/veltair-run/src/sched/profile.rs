@@ -362,7 +362,7 @@ mod tests {
         let solo_best = cells(&[(1, 0, 1.0), (1, 1, 2.1), (1, 2, 1.0), (1, 3, 1.05)]);
         let steady = cells(&[(1, 0, 1.02), (1, 1, 1.0), (1, 2, 1.0), (1, 3, 1.0)]);
         let faster_under_stress = cells(&[(1, 0, 1.7), (1, 1, 1.7), (1, 2, 1.7), (1, 3, 0.6)]);
-        let p = profile(vec![solo_best.clone(), steady, faster_under_stress], 0);
+        let p = profile(vec![solo_best, steady, faster_under_stress], 0);
         assert_eq!(p.version_for(0, 1, 1), 0, "2.1 at level 1 but 1.0 at level 2: a spike");
         assert_eq!(p.version_for(0, 1, 3), 0, "0.6 under contention but 1.7 solo: a spike");
         let robust = cells(&[(1, 0, 1.05), (1, 1, 1.05), (1, 2, 1.05), (1, 3, 1.1)]);
