@@ -207,3 +207,102 @@ fn pads_and_tiles() {
     }
     check("tile", Op::Tile(vec![2, 1, 3]), &[vec![2, 3, 5]], vec![]);
 }
+
+#[test]
+fn gemm_with_runtime_operands_scales_transposes_and_broadcast_c() {
+    let (m, k, n) = (3, 5, 4);
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = if trans_a { vec![k, m] } else { vec![m, k] };
+        let b = if trans_b { vec![n, k] } else { vec![k, n] };
+        for c in [vec![], vec![1], vec![n], vec![1, n], vec![m, 1], vec![m, n]] {
+            for (alpha, beta) in [(1.0, 1.0), (0.5, 1.0), (1.0, 0.25), (-2.0, 3.0), (1.0, 0.0)] {
+                let gemm = Op::Gemm { alpha, beta, trans_a, trans_b };
+                // Every operand at run time (as the ONNX node tests give them) …
+                check("gemm", gemm.clone(), &[a.clone(), b.clone(), c.clone()], vec![]);
+                // … and B, C constant (the packed-weight path).
+                let consts = vec![
+                    Tensor::from_f32(b.clone(), values(k * n, 3)).unwrap(),
+                    Tensor::from_f32(c.clone(), values(c.iter().product(), 4)).unwrap(),
+                ];
+                check("gemm_constant_b", gemm, std::slice::from_ref(&a), consts);
+            }
+        }
+    }
+    let no_c = Op::Gemm { alpha: 0.5, beta: 1.0, trans_a: true, trans_b: true };
+    check("gemm_no_c", no_c, &[vec![k, m], vec![n, k]], vec![]);
+}
+
+#[test]
+fn variadic_element_wise() {
+    for op in [BinaryOp::Max, BinaryOp::Min, BinaryOp::Add] {
+        check("one_input", Op::Binary(op), &[vec![3, 4]], vec![]);
+        check("three_inputs", Op::Binary(op), &[vec![3, 4], vec![4], vec![3, 1]], vec![]);
+    }
+    check("mean_one", Op::Mean, &[vec![5]], vec![]);
+    check("mean_three", Op::Mean, &[vec![2, 3], vec![3], vec![2, 3]], vec![]);
+}
+
+#[test]
+fn matmul_with_one_dimensional_and_runtime_operands() {
+    check("vec_mat", Op::MatMul, &[vec![5], vec![5, 3]], vec![]);
+    check("mat_vec", Op::MatMul, &[vec![4, 5], vec![5]], vec![]);
+    check("batched_vec", Op::MatMul, &[vec![2, 4, 5], vec![5]], vec![]);
+    check("vec_batched", Op::MatMul, &[vec![5], vec![2, 5, 3]], vec![]);
+    check("vec_vec", Op::MatMul, &[vec![5], vec![5]], vec![]);
+    check("broadcast_batch", Op::MatMul, &[vec![2, 1, 3, 5], vec![4, 5, 2]], vec![]);
+    check("broadcast_both", Op::MatMul, &[vec![3, 1, 2, 5], vec![1, 4, 5, 2]], vec![]);
+}
+
+/// Runs a graph (inputs fed in order) through the lowering at 1 and 2 threads against the
+/// reference evaluator.
+fn check_graph(name: &str, g: &Graph, feeds: &[Tensor]) {
+    let want = veltair_ref::evaluate(g, feeds).unwrap();
+    let target = Target::x86_64_v3(OptLevel::None).unwrap();
+    let plan = lower(g, &target, &LowerOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for threads in [1, 2] {
+        let mut exec = Executor::new(plan.clone(), threads).unwrap();
+        let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
+        let got = exec.run(&inputs).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: output count");
+        for (g, w) in got.into_iter().zip(&want) {
+            let g = Tensor::from_f32(w.shape().to_vec(), g).unwrap();
+            let c = veltair_ref::compare(&g, w, 1e-4, 1e-5);
+            assert!(c.ok, "{name} at {threads} threads: {c:?}");
+        }
+    }
+}
+
+#[test]
+fn lower_rank_operands_of_channels_last_images() {
+    use veltair_ir::ConvAttrs;
+    // conv(x) + z with z of rank 3 ([C, H, W], stored plain) and of rank 4: unfused, then
+    // fused into the convolution by the epilogue pass.
+    for (fuse, z_shape) in [(false, vec![6, 5, 4]), (true, vec![6, 5, 4]), (true, vec![1, 6, 5, 4]), (true, vec![5, 1])]
+    {
+        let mut g = Graph::default();
+        let x = g.add_value("x", TensorType { dtype: DType::F32, shape: vec![1, 3, 5, 4] });
+        let z = g.add_value("z", TensorType { dtype: DType::F32, shape: z_shape.clone() });
+        g.inputs.extend([x, z]);
+        let w = g.add_constant("w", Tensor::from_f32(vec![6, 3, 3, 3], values(162, 3)).unwrap());
+        let attrs = ConvAttrs {
+            kernel: vec![3, 3],
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            pads_begin: vec![1, 1],
+            pads_end: vec![1, 1],
+            group: 1,
+        };
+        let y = g.add_node("conv", "Conv", Op::Conv(attrs), vec![Some(x), Some(w)], &["y".to_string()]).unwrap()[0];
+        let s =
+            g.add_node("add", "Add", Op::Binary(BinaryOp::Add), vec![Some(y), Some(z)], &["s".to_string()]).unwrap();
+        g.outputs.push(s[0]);
+        if fuse {
+            assert_eq!(veltair_ir::passes::fuse_epilogues(&mut g), 1, "the Add fuses into the convolution");
+        }
+        let feeds = [
+            Tensor::from_f32(vec![1, 3, 5, 4], values(60, 1)).unwrap(),
+            Tensor::from_f32(z_shape.clone(), values(z_shape.iter().product(), 2)).unwrap(),
+        ];
+        check_graph(&format!("conv + z{z_shape:?} fused {fuse}"), &g, &feeds);
+    }
+}

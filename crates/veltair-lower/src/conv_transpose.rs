@@ -86,7 +86,8 @@ impl Lowerer<'_> {
             ow: ys[3],
         };
         let view = ResultView { shape: ys.clone(), layout: Layout::Nhwc };
-        let fused = self.epilogue(node, steps, &view)?;
+        let tail = self.tail(node, steps)?;
+        let fused = self.epilogue(&tail, &view)?;
         let complete = fused.is_some() || steps.is_empty();
         let (epilogue, operand_args) = fused.unwrap_or_default();
         let dst =
@@ -95,7 +96,7 @@ impl Lowerer<'_> {
         let parts = ConvParts { input: spread, dst, bias, epilogue, operand_args };
         self.gemm_conv(&node.name, g, (cout, &flipped), parts, None, work)?;
         if !complete {
-            self.unfused(node, steps, dst, Layout::Nhwc)?;
+            self.unfused(&node.name, out, &tail, dst, Layout::Nhwc)?;
         }
         Ok(())
     }

@@ -3,13 +3,16 @@
 //! scale and shift.
 
 use crate::builder::Arg;
-use crate::layout::{align_rank, stored_shape, Layout};
+use crate::layout::{align_rank, from_layout_perm, layouts_agree, stored_shape, to_layout_perm, Layout};
 use crate::lowerer::{unsupported, Fail, Lowerer};
+use veltair_codegen::copy::CopySpec;
 use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
 use veltair_codegen::tiling::describe;
 use veltair_ir::{BinaryOp, Node, ValueId};
 
-/// An element-wise kernel input: a graph value, or a layer's intermediate result.
+/// An element-wise kernel input: a graph value, or a buffer or constant the lowering made
+/// (stored in the given layout, of the given logical shape).
+#[derive(Clone)]
 pub enum Source {
     Value(ValueId),
     Temp(Arg, Layout, Vec<usize>),
@@ -26,36 +29,83 @@ impl Lowerer<'_> {
         out: ValueId,
     ) -> Result<(), Fail> {
         let ys = self.shape(out).to_vec();
-        let rank = ys.len();
-        let nhwc = rank == 4
+        let nhwc = ys.len() == 4
             && sources.iter().any(|s| match s {
                 Source::Value(v) => self.prefers(*v, Layout::Nhwc),
                 Source::Temp(_, layout, _) => *layout == Layout::Nhwc,
             });
         let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
+        let dst = self.define(out, layout);
+        self.pointwise_into(label, sources, steps, (dst, layout, &ys))
+    }
+
+    /// [`Self::pointwise`] into `dst`, a buffer of logical shape `ys` stored in `layout`.
+    pub(crate) fn pointwise_into(
+        &mut self,
+        label: &str,
+        sources: Vec<Source>,
+        steps: Vec<PointwiseStep>,
+        (dst, layout, ys): (Arg, Layout, &[usize]),
+    ) -> Result<(), Fail> {
+        let rank = ys.len();
         let mut args = Vec::new();
         let mut shapes = Vec::new();
         for s in &sources {
-            let (arg, shape) = match s {
+            let shape = align_rank(&self.source_shape(s), rank);
+            let want = if shape.len() == 4 { layout } else { Layout::Plain };
+            let arg = match s {
+                // A value of full rank is fetched in the layout wanted; one of lower rank is
+                // stored plain, whatever its aligned shape.
+                Source::Value(v) if self.shape(*v).len() == rank => self.get(*v, want)?,
                 Source::Value(v) => {
-                    let shape = align_rank(self.shape(*v), rank);
-                    let layout = if shape.len() == 4 && nhwc { Layout::Nhwc } else { Layout::Plain };
-                    (self.get(*v, layout)?, shape)
+                    let arg = self.get(*v, Layout::Plain)?;
+                    self.relayout(label, arg, Layout::Plain, want, &shape)?
                 }
-                Source::Temp(arg, _, shape) => (*arg, shape.clone()),
+                Source::Temp(arg, held, own) => {
+                    let held = if own.len() == rank { *held } else { Layout::Plain };
+                    self.relayout(label, *arg, held, want, &shape)?
+                }
             };
             args.push(arg);
             shapes.push(stored_shape(&shape, layout));
         }
-        let spec = PointwiseSpec { out_shape: stored_shape(&ys, layout), inputs: shapes, steps };
+        let spec = PointwiseSpec { out_shape: stored_shape(ys, layout), inputs: shapes, steps };
         let k = self.kernel(format!("{spec:?}"), {
             let spec = spec.clone();
             move |t| compile_pointwise(&spec, t)
         })?;
-        args.push(self.define(out, layout));
+        args.push(dst);
         let work = ys.iter().product::<usize>() as u64;
         self.plan.step(label, k, args, work, describe(spec.describe(self.options.max_threads)));
         Ok(())
+    }
+
+    /// The logical shape of an element-wise operand.
+    pub(crate) fn source_shape(&self, s: &Source) -> Vec<usize> {
+        match s {
+            Source::Value(v) => self.shape(*v).to_vec(),
+            Source::Temp(_, _, shape) => shape.clone(),
+        }
+    }
+
+    /// `arg` (logical `shape`, stored in `held`) stored in `want`: itself when the two store it
+    /// alike, else a transposing copy.
+    fn relayout(&mut self, label: &str, arg: Arg, held: Layout, want: Layout, shape: &[usize]) -> Result<Arg, Fail> {
+        if held == want || layouts_agree(shape) {
+            return Ok(arg);
+        }
+        let perm = match want {
+            Layout::Nhwc => to_layout_perm(Layout::Nhwc, 4),
+            Layout::Plain => from_layout_perm(Layout::Nhwc, 4),
+        };
+        let dst = Arg::Buf(self.plan.buffer(shape.iter().product()));
+        self.copy(
+            &format!("{label} operand to {want:?}"),
+            CopySpec::transpose(&stored_shape(shape, held), &perm)?,
+            arg,
+            dst,
+        )?;
+        Ok(dst)
     }
 
     /// Inference batch normalisation that was not folded: `x·s + t` per channel.

@@ -1,20 +1,18 @@
-//! Lowering of compute layers: convolutions (implicit-im2col GEMM, 1x1 as plain GEMM,
-//! depthwise), Gemm and MatMul with a constant right operand, each with its fused element-wise
-//! epilogue applied in registers when the generator supports every step, else by a following
-//! element-wise kernel.
+//! Lowering of convolution layers (implicit-im2col GEMM, 1x1 as plain GEMM, Winograd,
+//! depthwise, grouped), each with its fused element-wise tail applied in registers when the
+//! generator supports every step, else by a following element-wise kernel; the dispatch of
+//! every layer kind (Gemm and MatMul are in `matrix`, ConvTranspose in `conv_transpose`).
 
 use crate::builder::Arg;
-use crate::elementwise::Source;
-use crate::layout::{align_rank, Layout};
+use crate::layout::Layout;
 use crate::lowerer::{unsupported, Fail, Lowerer};
+use crate::matrix::GemmAttrs;
 use crate::schedule::{conv_kc, matrix_kc};
 use veltair_codegen::copy::CopySpec;
 use veltair_codegen::depthwise::{compile_depthwise, DepthwiseSpec};
-use veltair_codegen::epilogue::{Epilogue, Operand, Step};
+use veltair_codegen::epilogue::Epilogue;
 use veltair_codegen::gemm::{pack_b, ASource, Bias, GemmBatch, GemmSpec, OutView};
 use veltair_codegen::im2col::ConvGeometry;
-use veltair_codegen::matmul::{compile_batched_matmul, BatchedMatmulSpec};
-use veltair_codegen::pointwise::PointwiseStep;
 use veltair_codegen::tiling::{describe, elementwise};
 use veltair_codegen::winograd::{
     compile_input_transform, compile_output_transform, transform_weights, WinogradSpec, WinogradTile,
@@ -44,13 +42,10 @@ impl Lowerer<'_> {
     pub fn layer(&mut self, node: &Node, main: &Op, main_inputs: usize, steps: &[EpilogueStep]) -> Result<(), Fail> {
         match main {
             Op::Conv(attrs) => self.conv(node, attrs, main_inputs, steps),
-            Op::Gemm { alpha, beta, trans_a, trans_b } => {
-                if *trans_a {
-                    return unsupported("Gemm with transA");
-                }
-                self.gemm(node, main_inputs, (*alpha, *beta, *trans_b), steps)
+            &Op::Gemm { alpha, beta, trans_a, trans_b } => {
+                self.gemm(node, main_inputs, GemmAttrs { alpha, beta, trans_a, trans_b }, steps)
             }
-            Op::MatMul => self.gemm(node, main_inputs, (1.0, 1.0, false), steps),
+            Op::MatMul => self.matmul(node, steps),
             Op::ConvTranspose { conv, output_padding } => {
                 self.conv_transpose(node, conv, output_padding, main_inputs, steps)
             }
@@ -68,71 +63,6 @@ impl Lowerer<'_> {
                 value.name
             )),
         }
-    }
-
-    /// Classifies the epilogue's operands against the result; `None` when some operand or step
-    /// cannot be fused (the caller then runs the steps as a separate element-wise kernel).
-    pub(crate) fn epilogue(
-        &mut self,
-        node: &Node,
-        steps: &[EpilogueStep],
-        view: &ResultView,
-    ) -> Result<Option<(Epilogue, Vec<Arg>)>, Fail> {
-        let mut e = Epilogue::default();
-        let mut args = Vec::new();
-        let rank = view.shape.len();
-        for step in steps {
-            match step {
-                EpilogueStep::Unary(u) => e.steps.push(Step::Unary(*u)),
-                EpilogueStep::Binary { op, input, operand_first } => {
-                    let v = node.inputs[*input].expect("epilogue operands are present");
-                    let shape = align_rank(self.shape(v), rank);
-                    let numel: usize = shape.iter().product();
-                    let per_col = shape[..rank - 1].iter().all(|&d| d == 1) && shape[rank - 1] == view.shape[rank - 1];
-                    let per_channel = rank == 4 && shape == [1, view.shape[1], 1, 1];
-                    let (operand, layout) = if numel == 1 {
-                        (Operand::Scalar, Layout::Plain)
-                    } else if shape == view.shape {
-                        (Operand::Full, view.layout)
-                    } else if view.layout == Layout::Nhwc && per_channel || view.layout == Layout::Plain && per_col {
-                        (Operand::PerCol, Layout::Plain)
-                    } else {
-                        return Ok(None);
-                    };
-                    e.operands.push(operand);
-                    args.push(self.get(v, layout)?);
-                    e.steps.push(Step::Binary {
-                        op: *op,
-                        operand: e.operands.len() - 1,
-                        operand_first: *operand_first,
-                    });
-                }
-            }
-        }
-        Ok(e.validate().is_ok().then_some((e, args)))
-    }
-
-    /// Runs `steps` after a layer whose result `tmp` (stored in `layout`) could not take them.
-    pub(crate) fn unfused(
-        &mut self,
-        node: &Node,
-        steps: &[EpilogueStep],
-        tmp: Arg,
-        layout: Layout,
-    ) -> Result<(), Fail> {
-        let out = node.outputs[0];
-        let mut sources = vec![Source::Temp(tmp, layout, self.shape(out).to_vec())];
-        let mut pw = Vec::new();
-        for step in steps {
-            pw.push(match step {
-                EpilogueStep::Unary(u) => PointwiseStep::Unary(*u),
-                EpilogueStep::Binary { op, input, operand_first } => {
-                    sources.push(Source::Value(node.inputs[*input].expect("epilogue operands are present")));
-                    PointwiseStep::Binary { op: *op, input: sources.len() - 1, operand_first: *operand_first }
-                }
-            });
-        }
-        self.pointwise(&format!("{} epilogue", node.name), sources, pw, out)
     }
 
     fn conv(&mut self, node: &Node, attrs: &ConvAttrs, main_inputs: usize, steps: &[EpilogueStep]) -> Result<(), Fail> {
@@ -170,7 +100,8 @@ impl Lowerer<'_> {
             return self.grouped_conv(node, g, (cout, attrs.group), &w, bias, steps);
         }
         let view = ResultView { shape: ys.clone(), layout: Layout::Nhwc };
-        let fused = self.epilogue(node, steps, &view)?;
+        let tail = self.tail(node, steps)?;
+        let fused = self.epilogue(&tail, &view)?;
         let (epilogue, operand_args) = fused.clone().unwrap_or_default();
         let input = self.get(x, Layout::Nhwc)?;
         let complete = fused.is_some() || steps.is_empty();
@@ -212,63 +143,8 @@ impl Lowerer<'_> {
             let parts = ConvParts { input, dst, bias, epilogue, operand_args };
             self.gemm_conv(&node.name, g, (cout, &w), parts, view, work)?;
         }
-        if fused.is_none() && !steps.is_empty() {
-            self.unfused(node, steps, dst, Layout::Nhwc)?;
-        }
-        Ok(())
-    }
-
-    /// MatMul of `[…, M, K]` by `[…, K, N]` where B is computed at run time or batched: each
-    /// operand's batch axes either match the output's or are all 1 (shared).
-    fn batched_matmul(&mut self, node: &Node, steps: &[EpilogueStep]) -> Result<(), Fail> {
-        let (a, bv, out) =
-            (node.inputs[0].expect("matmul input"), node.inputs[1].expect("matmul input"), node.outputs[0]);
-        let (xs, bs, ys) = (self.shape(a).to_vec(), self.shape(bv).to_vec(), self.shape(out).to_vec());
-        let r = ys.len();
-        let batch_dims = &ys[..r - 2];
-        let batch: usize = batch_dims.iter().product();
-        let stride = |shape: &[usize]| -> Option<usize> {
-            let own = align_rank(shape, r);
-            let mat = own[r - 2] * own[r - 1];
-            if own[..r - 2] == *batch_dims {
-                Some(mat)
-            } else if own[..r - 2].iter().all(|&d| d == 1) {
-                Some(0)
-            } else {
-                None
-            }
-        };
-        let (Some(a_stride), Some(b_stride)) = (stride(&xs), stride(&bs)) else {
-            return unsupported("MatMul whose batch axes broadcast partially");
-        };
-        let view = ResultView { shape: ys.clone(), layout: Layout::Plain };
-        let fused = self.epilogue(node, steps, &view)?;
-        let (epilogue, operand_args) = fused.clone().unwrap_or_default();
-        let (lhs, rhs) = (self.get(a, Layout::Plain)?, self.get(bv, Layout::Plain)?);
-        let dst = if fused.is_some() || steps.is_empty() {
-            self.define(out, Layout::Plain)
-        } else {
-            Arg::Buf(self.plan.buffer(ys.iter().product()))
-        };
-        let spec = BatchedMatmulSpec {
-            batch,
-            m: ys[r - 2],
-            k: xs[xs.len() - 1],
-            n: ys[r - 1],
-            a_batch_stride: a_stride,
-            b_batch_stride: b_stride,
-            epilogue,
-        };
-        let kernel = self.kernel(format!("{spec:?}"), {
-            let spec = spec.clone();
-            move |t| compile_batched_matmul(&spec, t)
-        })?;
-        let mut args = vec![lhs, rhs, dst];
-        args.extend(operand_args);
-        let work = self.work(node);
-        self.plan.step(&node.name, kernel, args, work, describe(spec.describe(self.options.max_threads)));
-        if fused.is_none() && !steps.is_empty() {
-            self.unfused(node, steps, dst, Layout::Plain)?;
+        if !complete {
+            self.unfused(&node.name, out, &tail, dst, Layout::Nhwc)?;
         }
         Ok(())
     }
@@ -354,7 +230,8 @@ impl Lowerer<'_> {
             self.gemm_conv(&label, geometry, (og, &w[gi * per_group..(gi + 1) * per_group]), parts, view, work)?;
         }
         if !steps.is_empty() {
-            self.unfused(node, steps, result, Layout::Nhwc)?;
+            let tail = self.tail(node, steps)?;
+            self.unfused(&node.name, out, &tail, result, Layout::Nhwc)?;
         }
         Ok(())
     }
@@ -416,82 +293,6 @@ impl Lowerer<'_> {
         args.push(parts.dst);
         args.extend(parts.operand_args);
         self.plan.step(format!("{} winograd output", node.name), k_out, args, 0, describe_transform("winograd_output"));
-        Ok(())
-    }
-
-    /// Gemm (`alpha`, `beta`, `trans_b`) or MatMul: runtime A `[…, M, K]` times constant B.
-    fn gemm(
-        &mut self,
-        node: &Node,
-        main_inputs: usize,
-        (alpha, beta, trans_b): (f32, f32, bool),
-        steps: &[EpilogueStep],
-    ) -> Result<(), Fail> {
-        let a = node.inputs[0].expect("gemm input");
-        let bv = node.inputs[1].expect("gemm weight");
-        let out = node.outputs[0];
-        let (xs, bs, ys) = (self.shape(a).to_vec(), self.shape(bv).to_vec(), self.shape(out).to_vec());
-        if xs.len() < 2 || bs.len() < 2 {
-            return unsupported("MatMul with a 1-D operand");
-        }
-        if bs.len() > 2 || self.graph.value(bv).constant.is_none() {
-            return self.batched_matmul(node, steps);
-        }
-        let b = self.constant_f32(Some(bv), "right operand")?;
-        let (k, n) = if trans_b { (bs[1], bs[0]) } else { (bs[0], bs[1]) };
-        let m = xs.iter().product::<usize>() / k;
-        let mut bmat = vec![0f32; k * n];
-        for kk in 0..k {
-            for nn in 0..n {
-                bmat[kk * n + nn] = alpha * if trans_b { b[nn * k + kk] } else { b[kk * n + nn] };
-            }
-        }
-        // Gemm's C: a per-column bias (scaled by beta) or a full addend, as an epilogue step.
-        let mut bias = None;
-        let mut steps = steps.to_vec();
-        if let Some(c) = node.inputs.get(2).copied().flatten().filter(|_| main_inputs > 2) {
-            let cs = align_rank(self.shape(c), 2);
-            match (&self.graph.value(c).constant, cs[0] == 1 && cs[1] == n && beta != 0.0) {
-                (Some(_), true) => {
-                    let mut data = self.constant_f32(Some(c), "bias")?;
-                    data.iter_mut().for_each(|x| *x *= beta);
-                    bias = Some(data);
-                }
-                _ if beta == 1.0 => steps
-                    .insert(0, EpilogueStep::Binary { op: veltair_ir::BinaryOp::Add, input: 2, operand_first: false }),
-                _ => return unsupported("Gemm whose C is scaled by beta and not a per-column bias"),
-            }
-        }
-        let view = ResultView { shape: ys.clone(), layout: Layout::Plain };
-        let fused = self.epilogue(node, &steps, &view)?;
-        let (epilogue, operand_args) = fused.clone().unwrap_or_default();
-        let input = self.get(a, Layout::Plain)?;
-        let dst = if fused.is_some() || steps.is_empty() {
-            self.define(out, Layout::Plain)
-        } else {
-            Arg::Buf(self.plan.buffer(ys.iter().product()))
-        };
-        let spec = GemmSpec {
-            m,
-            n,
-            k,
-            a: ASource::Matrix,
-            bias: if bias.is_some() { Bias::PerCol } else { Bias::None },
-            epilogue,
-            out: None,
-        };
-        let candidates = self.gemm_schedules(&spec, |cap| matrix_kc(k, cap));
-        let mut args = vec![input, self.plan.constant(pack_b(&spec, &candidates[0].schedule, &bmat))];
-        if let Some(bias) = bias {
-            args.push(self.plan.constant(bias));
-        }
-        args.push(dst);
-        args.extend(operand_args);
-        let work = self.work(node);
-        self.gemm_step(node.name.clone(), work, &spec, &candidates, None, args)?;
-        if fused.is_none() && !steps.is_empty() {
-            self.unfused(node, &steps, dst, Layout::Plain)?;
-        }
         Ok(())
     }
 }

@@ -11,12 +11,14 @@ mod gemm_step;
 mod layers;
 mod layout;
 mod lowerer;
+mod matrix;
 mod movement;
 mod pooling;
 mod resample;
 mod schedule;
 mod simple;
 mod space;
+mod tail;
 
 pub use lowerer::{feed, lower, LowerError, LowerOptions};
 pub use space::{gemm_candidates, CacheSizes, Candidate, Footprint};

@@ -13,7 +13,7 @@ use veltair_codegen::pointwise::PointwiseStep;
 use veltair_codegen::pool::{compile_global_pool, PoolKind};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
 use veltair_codegen::tiling::{access, describe, elementwise, row_kernel};
-use veltair_ir::{DType, Node, Op};
+use veltair_ir::{BinaryOp, DType, Node, Op};
 
 impl Lowerer<'_> {
     pub fn simple(&mut self, node: &Node) -> Result<(), Fail> {
@@ -25,11 +25,8 @@ impl Lowerer<'_> {
         }
         match &node.op {
             Op::Unary(u) => self.pointwise(&node.name, vec![Source::Value(x)], vec![PointwiseStep::Unary(*u)], out),
-            Op::Binary(op) => {
-                let y = input(1).expect("binary operand");
-                let steps = vec![PointwiseStep::Binary { op: *op, input: 1, operand_first: false }];
-                self.pointwise(&node.name, vec![Source::Value(x), Source::Value(y)], steps, out)
-            }
+            Op::Binary(op) => self.variadic(node, *op, None),
+            Op::Mean => self.variadic(node, BinaryOp::Add, Some(node.inputs.len())),
             Op::BatchNorm { epsilon } => self.batch_norm(node, *epsilon),
             Op::MaxPool(p) => self.pool(node, p, PoolKind::Max),
             Op::AveragePool(p) => self.pool(node, p, PoolKind::Average { count_include_pad: p.count_include_pad }),
@@ -279,5 +276,27 @@ impl Lowerer<'_> {
             }
             _ => unsupported("no generator for this operator yet"),
         }
+    }
+}
+
+impl Lowerer<'_> {
+    /// `op` folded left to right over every input (Max/Min/Sum take one or more), then divided
+    /// by `mean_of` when given (Mean).
+    fn variadic(&mut self, node: &Node, op: BinaryOp, mean_of: Option<usize>) -> Result<(), Fail> {
+        let mut sources = Vec::new();
+        for (i, v) in node.inputs.iter().enumerate() {
+            match v {
+                Some(v) => sources.push(Source::Value(*v)),
+                None => return unsupported(format!("input #{i} is missing")),
+            }
+        }
+        let mut steps: Vec<PointwiseStep> =
+            (1..sources.len()).map(|input| PointwiseStep::Binary { op, input, operand_first: false }).collect();
+        if let Some(n) = mean_of.filter(|&n| n > 1) {
+            let scale = self.plan.constant(vec![1.0 / n as f32]);
+            sources.push(Source::Temp(scale, Layout::Plain, vec![]));
+            steps.push(PointwiseStep::Binary { op: BinaryOp::Mul, input: sources.len() - 1, operand_first: false });
+        }
+        self.pointwise(&node.name, sources, steps, node.outputs[0])
     }
 }
