@@ -7,16 +7,22 @@ cases from onnx.backend.test.case.node.collect_testcases() instead. Layout per t
 model.onnx + test_data_set_0/input_N.pb, output_N.pb (serialized TensorProto, or
 Sequence/Optional/Map protos for the few tests whose graph I/O are not tensors).
 
+The wheel's pre-generated model tests `simple/`, `pytorch-converted/` and `pytorch-operator/`
+(same layout) are copied beside it, to DIR/<folder>/.
+
 Usage: gen_conformance.py DIR
 """
 
 import argparse
+import shutil
 import types
 import warnings
 from pathlib import Path
 
 import onnx.backend.test.case.node as node_cases
 from onnx.backend.test import cmd_tools
+
+WHEEL_FOLDERS = ("simple", "pytorch-converted", "pytorch-operator")
 
 
 def main() -> None:
@@ -28,7 +34,12 @@ def main() -> None:
     # generate_data() writes whatever model_test.collect_testcases() returns; point it at the
     # node cases (each has kind "node", hence the DIR/node/ prefix).
     cmd_tools.model_test = types.SimpleNamespace(collect_testcases=node_cases.collect_testcases)
+    shutil.rmtree(out / "node", ignore_errors=True)
     cmd_tools.generate_data(argparse.Namespace(output=str(out)))
+    data = Path(cmd_tools.__file__).parent / "data"
+    for folder in WHEEL_FOLDERS:
+        shutil.rmtree(out / folder, ignore_errors=True)
+        shutil.copytree(data / folder, out / folder)
 
 
 if __name__ == "__main__":

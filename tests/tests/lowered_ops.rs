@@ -6,7 +6,7 @@
 use veltair_codegen::{OptLevel, Target};
 use veltair_exec::Executor;
 use veltair_ir::{BinaryOp, DType, Graph, Op, PoolAttrs, ReduceOp, SliceAxis, Tensor, TensorType};
-use veltair_lower::{feed, lower, LowerOptions};
+use veltair_lower::{lower, LowerOptions};
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
@@ -42,10 +42,8 @@ fn check_within(name: &str, op: Op, shapes: &[Vec<usize>], constants: Vec<Tensor
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     for threads in [1, 2] {
         let mut exec = Executor::new(plan.clone(), threads).unwrap();
-        let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
-        let got = exec.run(&inputs).unwrap().remove(0);
-        let got = Tensor::from_f32(want.shape().to_vec(), got).unwrap();
-        let c = veltair_ref::compare(&got, &want, rtol, atol);
+        let got = exec.run(&feeds).unwrap().remove(0);
+        let c = veltair_ir::compare(&got, &want, rtol, atol);
         assert!(c.ok, "{name} at {threads} threads: {c:?}");
     }
 }
@@ -261,12 +259,10 @@ fn check_graph(name: &str, g: &Graph, feeds: &[Tensor]) {
     let plan = lower(g, &target, &LowerOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     for threads in [1, 2] {
         let mut exec = Executor::new(plan.clone(), threads).unwrap();
-        let inputs: Vec<_> = feeds.iter().map(|t| feed(t).unwrap()).collect();
-        let got = exec.run(&inputs).unwrap();
+        let got = exec.run(feeds).unwrap();
         assert_eq!(got.len(), want.len(), "{name}: output count");
         for (g, w) in got.into_iter().zip(&want) {
-            let g = Tensor::from_f32(w.shape().to_vec(), g).unwrap();
-            let c = veltair_ref::compare(&g, w, 1e-4, 1e-5);
+            let c = veltair_ir::compare(&g, w, 1e-4, 1e-5);
             assert!(c.ok, "{name} at {threads} threads: {c:?}");
         }
     }

@@ -20,7 +20,7 @@ fn batch_norm_folding_preserves_outputs() {
         }
         let after = veltair_ref::evaluate(&case.graph, &case.feeds[0]).unwrap();
         for (a, b) in after.iter().zip(&before) {
-            let c = veltair_ref::compare(a, b, 1e-4, 1e-5);
+            let c = veltair_ir::compare(a, b, 1e-4, 1e-5);
             assert!(c.ok, "{}: {c:?}", dir.display());
         }
     }
@@ -50,7 +50,7 @@ fn epilogue_fusion_preserves_outputs_and_merges_layers() {
         total += fused;
         let after = veltair_ref::evaluate(&case.graph, &case.feeds[0]).unwrap();
         for (a, b) in after.iter().zip(&before) {
-            let c = veltair_ref::compare(a, b, 1e-4, 1e-5);
+            let c = veltair_ir::compare(a, b, 1e-4, 1e-5);
             assert!(c.ok, "{}: {c:?}", dir.display());
         }
         eprintln!("{}: {nodes_before} nodes -> {} layers", dir.display(), case.graph.nodes.len());

@@ -45,7 +45,7 @@ fn small_zoo_agrees_with_tract() {
         let ours = veltair_ref::evaluate(&case.graph, feeds).expect("reference evaluation");
         assert_eq!(ours.len(), theirs.len());
         for (o, t) in ours.iter().zip(theirs.iter()) {
-            let c = veltair_ref::compare(o, &from_tract(t), 1e-3, 1e-4);
+            let c = veltair_ir::compare(o, &from_tract(t), 1e-3, 1e-4);
             assert!(c.ok, "{}: veltair vs tract {c:?}", dir.display());
         }
     }

@@ -13,7 +13,7 @@ fn small_zoo_matches_onnxruntime() {
             let got = veltair_ref::evaluate(&case.graph, feeds).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             assert_eq!(got.len(), expected.len(), "{}", dir.display());
             for (g, e) in got.iter().zip(expected) {
-                let c = veltair_ref::compare(g, e, 1e-3, 1e-4);
+                let c = veltair_ir::compare(g, e, 1e-3, 1e-4);
                 assert!(c.ok, "{}: {c:?}", dir.display());
             }
         }

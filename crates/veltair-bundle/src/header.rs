@@ -6,7 +6,7 @@ use crate::error::BundleError;
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"VELTAIR\0";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Longest string (compiler version, target triple, one CPU feature) in bytes.
 pub const MAX_STRING_LEN: usize = 256;
 /// Most CPU features a header lists.

@@ -50,7 +50,7 @@ pub use error::BundleError;
 pub use header::{Header, FORMAT_VERSION, MAGIC, MAX_FEATURES, MAX_STRING_LEN};
 pub use layout::{CODE_ALIGN, WEIGHT_ALIGN};
 pub use manifest::{
-    arg, ArenaRegion, Arg, Calibration, Constant, DType, Kernel, Latency, Layer, Level, Manifest, Port, Version,
+    arg, ArenaRegion, Arg, Calibration, Constant, DType, Fixed, Kernel, Latency, Layer, Level, Manifest, Port, Version,
 };
 pub use read::{parse, BundleView};
 pub use write::{write, BundleParts};

@@ -2,7 +2,8 @@
 //! kernels, constants, layers with their versions and measured latencies, calibration). Written
 //! by hand with prost derives; the tags below are the wire format and must never be reused.
 
-/// Element type of a model input or output.
+/// How a model input or output is stored in the arena (its declared element type is
+/// [`Port::element`]): floats of any width as f32, integers and booleans as i64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum DType {
@@ -63,12 +64,30 @@ pub struct Port {
     /// Static shape.
     #[prost(uint64, repeated, tag = "2")]
     pub shape: Vec<u64>,
-    /// Element type, a [`DType`].
+    /// Arena storage, a [`DType`].
     #[prost(enumeration = "DType", tag = "3")]
     pub dtype: i32,
     /// First arena slot.
     #[prost(uint64, tag = "4")]
     pub offset: u64,
+    /// The model's element type, as an ONNX `TensorProto.DataType` code (1 float, 7 int64,
+    /// 9 bool, ...); converted from and to the arena storage at the boundary.
+    #[prost(int32, tag = "5")]
+    pub element: i32,
+    /// For an input the compiler fixed because it determines shapes: the value it was
+    /// compiled for (the runtime refuses any other; such a port has no arena storage).
+    #[prost(message, optional, tag = "6")]
+    pub fixed: Option<Fixed>,
+}
+
+/// The value of a fixed input, row-major: floats for float element types, integers for the
+/// others (booleans as 0/1).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Fixed {
+    #[prost(double, repeated, tag = "1")]
+    pub floats: Vec<f64>,
+    #[prost(sint64, repeated, tag = "2")]
+    pub ints: Vec<i64>,
 }
 
 /// One kernel's machine code in the code section.

@@ -46,6 +46,9 @@ fn check_ports(kind: &str, ports: &[Port], arena_elems: u64) -> Result<(), Bundl
         let name = &port.name;
         let dtype = DType::try_from(port.dtype)
             .map_err(|_| invalid(format!("{kind} `{name}` has unknown dtype {}", port.dtype)))?;
+        if port.fixed.is_some() {
+            continue;
+        }
         let end = port
             .shape
             .iter()

@@ -50,7 +50,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, String> {
             .zip(outputs.iter().zip(&set.outputs))
             .map(|(&id, (got, want))| OutputResult {
                 name: graph.value(id).name.clone(),
-                cmp: veltair_ref::compare(got, want, args.model.rtol, args.model.atol),
+                cmp: veltair_ir::compare(got, want, args.model.rtol, args.model.atol),
             })
             .collect();
         all_ok &= results.iter().all(|r| r.cmp.ok);

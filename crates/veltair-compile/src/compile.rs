@@ -4,7 +4,6 @@
 //! model's test data; write the bundle (atomically) and the JSON report.
 
 use crate::model::{Loaded, ModelArgs};
-use crate::run::synthetic_input;
 use crate::summary::{print_summary, Summary};
 use crate::Outcome;
 use clap::{Args, ValueEnum};
@@ -13,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use veltair_bundle::Header;
 use veltair_codegen::{OptLevel, Target};
-use veltair_exec::{to_bundle, Executor, Feed, Plan};
+use veltair_exec::{synthetic_input, to_bundle, Executor, Plan};
 use veltair_ir::Tensor;
-use veltair_lower::{feed, lower, LowerOptions};
+use veltair_lower::LowerOptions;
 use veltair_tune::{calibrate, explore, select, CandidateReport, Cell, ExploreConfig, LayerReport, PhaseTimes, Report};
 
 /// How much measuring to do.
@@ -110,15 +109,14 @@ pub fn compile(args: &CompileArgs) -> Result<Outcome, String> {
     let target = Target::x86_64_v3(OptLevel::None)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().map_err(|e| e.to_string())?;
     let options = LowerOptions { max_threads, versions: args.tune.candidates(), ..LowerOptions::default() };
-    let mut plan = pool.install(|| lower(&loaded.graph, &target, &options)).map_err(|e| e.to_string())?;
+    let mut plan = pool.install(|| loaded.lower(&target, &options))?;
     times.lower = phase.elapsed().as_secs_f64();
     let candidates: usize = plan.steps.iter().map(|s| s.versions.len()).sum();
 
-    let tensors: Vec<Tensor> = match loaded.data.first() {
-        Some((_, set)) => loaded.feeds(set),
-        None => plan.inputs.iter().map(synthetic_input).collect::<Result<_, _>>()?,
+    let feeds: Vec<Tensor> = match loaded.data.first() {
+        Some((_, set)) => set.inputs.clone(),
+        None => plan.inputs.iter().map(synthetic_input).collect(),
     };
-    let feeds: Vec<Feed> = tensors.iter().map(feed).collect::<Result<_, _>>()?;
     let core_ids: Vec<usize> = (0..cores).collect();
     let levels = if cores > 1 && args.tune != TuneMode::None { args.levels } else { 0 };
 
@@ -186,7 +184,7 @@ pub fn compile(args: &CompileArgs) -> Result<Outcome, String> {
 /// latencies) and returns the per-layer report rows.
 fn tune(
     plan: &mut Plan,
-    feeds: &[Feed],
+    feeds: &[Tensor],
     args: &CompileArgs,
     levels: usize,
     cores: Vec<usize>,
@@ -302,12 +300,17 @@ fn verify(plan: &Plan, loaded: &Loaded, threads: usize, model: &ModelArgs) -> Re
             exec.choose(i, v.min(step.versions.len() - 1)).map_err(|e| e.to_string())?;
         }
         for (dir, set) in &loaded.data {
-            let tensors = loaded.feeds(set);
-            let inputs: Vec<Feed> = tensors.iter().map(feed).collect::<Result<_, _>>()?;
-            let outputs = exec.run(&inputs).map_err(|e| e.to_string())?;
+            let outputs = exec.run(&set.inputs).map_err(|e| e.to_string())?;
+            if outputs.len() != set.outputs.len() {
+                return Err(format!(
+                    "{}: {} outputs, the data has {}",
+                    dir.display(),
+                    outputs.len(),
+                    set.outputs.len()
+                ));
+            }
             for ((got, want), port) in outputs.into_iter().zip(&set.outputs).zip(&plan.outputs) {
-                let got = Tensor::from_f32(port.shape.clone(), got).map_err(|e| e.to_string())?;
-                let cmp = veltair_ref::compare(&got, want, model.rtol, model.atol);
+                let cmp = veltair_ir::compare(&got, want, model.rtol, model.atol);
                 checks.push(Check {
                     data: format!("{} (version {v})", dir.display()),
                     output: port.name.clone(),

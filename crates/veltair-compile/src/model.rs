@@ -5,8 +5,10 @@ use crate::InputShape;
 use clap::Args;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use veltair_codegen::Target;
 use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
 use veltair_ir::{Graph, Tensor};
+use veltair_lower::{lower, LowerOptions, Plan};
 use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
 
 /// The model and data arguments every subcommand takes.
@@ -104,7 +106,28 @@ impl Loaded {
         }
     }
 
-    /// A data set's inputs in graph-input order.
+    /// Lowers the graph to a plan whose inputs are the model's, in its order: inputs bound
+    /// because they fix shapes become fixed ports, so the plan (and its bundle) takes the
+    /// same inputs as the ONNX model.
+    pub fn lower(&self, target: &Target, options: &LowerOptions) -> Result<Plan, String> {
+        let mut plan = lower(&self.graph, target, options).map_err(|e| e.to_string())?;
+        let fixed: Vec<(String, Tensor)> = match self.data.first() {
+            Some((_, set)) => self
+                .bound
+                .iter()
+                .map(|name| {
+                    let i = self.input_names.iter().position(|n| n == name).expect("bound inputs are model inputs");
+                    (name.clone(), set.inputs[i].clone())
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        plan.fix_inputs(&self.input_names, &fixed)?;
+        Ok(plan)
+    }
+
+    /// A data set's inputs in graph-input order (the reference evaluator's; a plan from
+    /// [`Loaded::lower`] takes every model input, `set.inputs`).
     pub fn feeds(&self, set: &DataSet) -> Vec<Tensor> {
         self.graph
             .inputs

@@ -2,8 +2,8 @@
 
 use crate::model::PassCounts;
 use serde_json::{json, Value};
+use veltair_ir::Comparison;
 use veltair_ir::{Graph, NodeStats};
-use veltair_ref::Comparison;
 
 /// One listed layer (graph node).
 pub struct LayerRow {

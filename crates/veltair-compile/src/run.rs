@@ -8,9 +8,9 @@ use clap::Args;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use veltair_codegen::{OptLevel, Target};
-use veltair_exec::{Executor, Feed, Port, PortType};
+use veltair_exec::{synthetic_input, Executor};
 use veltair_ir::Tensor;
-use veltair_lower::{feed, lower, LowerOptions};
+use veltair_lower::LowerOptions;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -44,8 +44,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     loaded.apply_passes();
     let target = Target::x86_64_v3(OptLevel::None)?;
     let started = Instant::now();
-    let plan = lower(&loaded.graph, &target, &LowerOptions { max_threads: args.threads, ..LowerOptions::default() })
-        .map_err(|e| e.to_string())?;
+    let plan = loaded.lower(&target, &LowerOptions { max_threads: args.threads, ..LowerOptions::default() })?;
     let lower_time = started.elapsed();
     let (kernels, steps) = (plan.kernels.len(), plan.steps.len());
     let mib = |bytes: usize| bytes as f64 / 1048576.0;
@@ -64,23 +63,22 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
     let mut all_ok = true;
     let mut checks = Vec::new();
     for (dir, set) in &loaded.data {
-        let feeds = loaded.feeds(set);
-        let inputs: Vec<Feed> = feeds.iter().map(feed).collect::<Result<_, _>>()?;
-        let outputs = exec.run(&inputs).map_err(|e| e.to_string())?;
+        let outputs = exec.run(&set.inputs).map_err(|e| e.to_string())?;
+        if outputs.len() != set.outputs.len() {
+            return Err(format!("{}: {} outputs, the data has {}", dir.display(), outputs.len(), set.outputs.len()));
+        }
         for ((got, want), port) in outputs.into_iter().zip(&set.outputs).zip(&exec.plan().outputs) {
-            let got = Tensor::from_f32(port.shape.clone(), got).map_err(|e| e.to_string())?;
-            let cmp = veltair_ref::compare(&got, want, args.model.rtol, args.model.atol);
+            let cmp = veltair_ir::compare(&got, want, args.model.rtol, args.model.atol);
             all_ok &= cmp.ok;
             checks.push(json!({"data": dir.display().to_string(), "output": port.name, "ok": cmp.ok,
                 "max_abs_err": cmp.max_abs, "summary": format!("{cmp:?}")}));
         }
     }
 
-    let tensors: Vec<Tensor> = match loaded.data.first() {
-        Some((_, set)) => loaded.feeds(set),
-        None => exec.plan().inputs.iter().map(synthetic_input).collect::<Result<_, _>>()?,
+    let refs: Vec<Tensor> = match loaded.data.first() {
+        Some((_, set)) => set.inputs.clone(),
+        None => exec.plan().inputs.iter().map(synthetic_input).collect(),
     };
-    let refs: Vec<Feed> = tensors.iter().map(feed).collect::<Result<_, _>>()?;
     for _ in 0..args.warmup.min(args.repeat) {
         exec.run(&refs).map_err(|e| e.to_string())?;
     }
@@ -151,19 +149,4 @@ pub fn run(args: &RunArgs) -> Result<Outcome, String> {
 fn median(xs: &mut [Duration]) -> Option<Duration> {
     xs.sort_unstable();
     xs.get(xs.len() / 2).copied()
-}
-
-/// A deterministic input for `port`: values in [-1, 1], or zeros (valid indices) for i64.
-pub(crate) fn synthetic_input(port: &Port) -> Result<Tensor, String> {
-    let n = port.elems();
-    let t = match port.dtype {
-        PortType::F32 => Tensor::from_f32(
-            port.shape.clone(),
-            (0..n)
-                .map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0)
-                .collect(),
-        ),
-        PortType::I64 => Tensor::from_i64(port.shape.clone(), vec![0; n]),
-    };
-    t.map_err(|e| e.to_string())
 }

@@ -56,7 +56,7 @@ fn compile_inspect_and_compare() {
 
     let o = run(&["inspect", s(&bundle)]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("veltair bundle, format 1"), "{}", text(&o));
+    assert!(text(&o).contains(&format!("veltair bundle, format {}", veltair_bundle::FORMAT_VERSION)), "{}", text(&o));
     let o = run(&["inspect", s(&bundle), "--json"]);
     let inspected: Value = serde_json::from_slice(&o.stdout).expect("inspect --json prints JSON");
     let layers = inspected["layers"].as_array().unwrap();

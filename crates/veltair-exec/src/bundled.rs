@@ -3,10 +3,12 @@
 //! crate's `parse`) and reads the weights in place. Code is copied into executable memory only
 //! later, by the executor's loader, which first checks the CPU features the header names.
 
-use crate::{Constants, Plan, Port, PortType, Step, Version};
+use crate::boundary::{typed_floats, typed_ints};
+use crate::{Constants, Plan, Port, Step, Storage, Version};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use veltair_bundle::{arg, ArenaRegion, Arg, BundleError, BundleParts, BundleView, DType, Header, Manifest};
+use veltair_bundle::{arg, ArenaRegion, Arg, BundleError, BundleParts, BundleView, DType, Fixed, Header, Manifest};
+use veltair_ir::Tensor;
 use veltair_load::{ArgRef, MachineCode, MappedFile};
 
 /// Why a bundle file cannot be opened.
@@ -76,15 +78,21 @@ pub fn to_bundle(plan: &Plan, header: Header) -> Result<Vec<u8>, BundleError> {
 }
 
 fn port_to_bundle(p: &Port) -> veltair_bundle::Port {
-    let dtype = match p.dtype {
-        PortType::F32 => DType::F32,
-        PortType::I64 => DType::I64,
+    let storage = match p.storage() {
+        Storage::F32 => DType::F32,
+        Storage::I64 => DType::I64,
     };
+    let fixed = p.fixed.as_ref().map(|t| match Storage::of(t.dtype()) {
+        Storage::F32 => Fixed { floats: t.data().to_f64_vec(), ints: Vec::new() },
+        Storage::I64 => Fixed { floats: Vec::new(), ints: t.data().to_i64_vec() },
+    });
     veltair_bundle::Port {
         name: p.name.clone(),
         shape: p.shape.iter().map(|&d| d as u64).collect(),
-        dtype: dtype as i32,
+        dtype: storage as i32,
         offset: p.offset as u64,
+        element: p.dtype.onnx_code(),
+        fixed,
     }
 }
 
@@ -97,12 +105,12 @@ pub fn open_bundle(path: &Path) -> Result<(Plan, Header), BundleLoadError> {
     let ranges = (0..view.manifest.constants.len()).filter_map(|c| view.constant_range(c)).collect();
     let constants = Constants::mapped(file.clone(), ranges)
         .ok_or_else(|| format(BundleError::Manifest("constants are not aligned f32 data in the file".into())))?;
-    Ok((from_bundle(&view, constants), view.header.clone()))
+    Ok((from_bundle(&view, constants).map_err(format)?, view.header.clone()))
 }
 
 /// The plan a validated bundle describes, with `constants` standing for its weights. Every
-/// index and range was checked by `parse`.
-pub fn from_bundle(view: &BundleView, constants: Constants) -> Plan {
+/// index and range was checked by `parse`; the ports' element types are checked here.
+pub fn from_bundle(view: &BundleView, constants: Constants) -> Result<Plan, BundleError> {
     let m = &view.manifest;
     let features = &view.header.cpu_features;
     let kernels = (0..m.kernels.len())
@@ -141,25 +149,37 @@ pub fn from_bundle(view: &BundleView, constants: Constants) -> Plan {
                 .collect(),
         })
         .collect();
-    Plan {
+    Ok(Plan {
         name: m.model.clone(),
         kernels,
         constants,
         arena_elems: m.arena_elems as usize,
-        inputs: m.inputs.iter().map(port_from_bundle).collect(),
-        outputs: m.outputs.iter().map(port_from_bundle).collect(),
+        inputs: m.inputs.iter().map(port_from_bundle).collect::<Result<_, _>>()?,
+        outputs: m.outputs.iter().map(port_from_bundle).collect::<Result<_, _>>()?,
         steps,
         max_threads: m.max_threads as usize,
         calibration: m.calibration.clone(),
-    }
+    })
 }
 
-fn port_from_bundle(p: &veltair_bundle::Port) -> Port {
-    let dtype = if p.dtype == DType::I64 as i32 { PortType::I64 } else { PortType::F32 };
-    Port {
-        name: p.name.clone(),
-        shape: p.shape.iter().map(|&d| d as usize).collect(),
-        dtype,
-        offset: p.offset as usize,
+fn port_from_bundle(p: &veltair_bundle::Port) -> Result<Port, BundleError> {
+    let bad = |why: String| BundleError::Manifest(format!("port `{}`: {why}", p.name));
+    let dtype = veltair_ir::DType::from_onnx_code(p.element)
+        .ok_or_else(|| bad(format!("unknown element type code {}", p.element)))?;
+    let storage = if p.dtype == DType::I64 as i32 { Storage::I64 } else { Storage::F32 };
+    if storage != Storage::of(dtype) {
+        return Err(bad(format!("{dtype} elements stored as {storage:?}")));
     }
+    let shape: Vec<usize> = p.shape.iter().map(|&d| d as usize).collect();
+    let fixed = match &p.fixed {
+        None => None,
+        Some(f) => {
+            let data = match storage {
+                Storage::F32 => typed_floats(dtype, f.floats.iter().copied()),
+                Storage::I64 => typed_ints(dtype, f.ints.iter().copied()),
+            };
+            Some(Tensor::new(shape.clone(), data).map_err(|e| bad(format!("fixed value: {e}")))?)
+        }
+    };
+    Ok(Port { name: p.name.clone(), shape, dtype, offset: p.offset as usize, fixed })
 }

@@ -3,13 +3,15 @@
 //! liveness, at a chosen thread count.
 
 mod arena;
+mod boundary;
 mod bundled;
 mod constants;
 mod plan;
 mod runner;
 
 pub use arena::{plan_arena, Lifetime};
+pub use boundary::{read_outputs, synthetic_input, write_inputs, InputError};
 pub use bundled::{from_bundle, open_bundle, to_bundle, BundleLoadError};
 pub use constants::Constants;
-pub use plan::{Plan, Port, PortType, Step, Version};
-pub use runner::{read_outputs, write_inputs, ExecError, Executor, Feed, StepTime};
+pub use plan::{Plan, Port, Step, Storage, Version};
+pub use runner::{ExecError, Executor, StepTime};

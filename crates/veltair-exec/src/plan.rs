@@ -5,6 +5,7 @@
 
 use crate::Constants;
 use veltair_bundle::{Calibration, Latency};
+use veltair_ir::{DType, Tensor};
 use veltair_load::{ArgRef, MachineCode};
 
 /// A lowered model.
@@ -25,20 +26,46 @@ pub struct Plan {
     pub calibration: Option<Calibration>,
 }
 
-/// A model input or output: a tensor in ONNX (row-major, NCHW) layout at an arena offset.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A model input or output: a tensor of the model's element type, stored in ONNX (row-major,
+/// NCHW) layout at an arena offset in its [`Storage`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct Port {
     pub name: String,
     pub shape: Vec<usize>,
-    pub dtype: PortType,
+    /// The element type the model declares; the arena holds it as [`Storage::of`] it.
+    pub dtype: DType,
     pub offset: usize,
+    /// For an input that determines shapes: the value the plan was compiled for. Such an input
+    /// must be given exactly this value and has no arena storage.
+    pub fixed: Option<Tensor>,
 }
 
-/// Element type of a port. An i64 element occupies two f32 slots of the arena.
+/// How elements live in the arena: floats of every width as f32 (one slot), integers and
+/// booleans as i64 (two slots, low half first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortType {
+pub enum Storage {
     F32,
     I64,
+}
+
+impl Storage {
+    /// The storage of elements of `dtype`.
+    pub fn of(dtype: DType) -> Storage {
+        let narrow_int = matches!(dtype, DType::I4 | DType::U4 | DType::I2 | DType::U2);
+        if dtype.is_float() || dtype.is_narrow() && !narrow_int {
+            Storage::F32
+        } else {
+            Storage::I64
+        }
+    }
+
+    /// Arena slots (f32-sized) one element occupies.
+    pub fn slots(self) -> usize {
+        match self {
+            Storage::F32 => 1,
+            Storage::I64 => 2,
+        }
+    }
 }
 
 impl Port {
@@ -46,12 +73,13 @@ impl Port {
         self.shape.iter().product()
     }
 
+    pub fn storage(&self) -> Storage {
+        Storage::of(self.dtype)
+    }
+
     /// Arena slots (f32-sized) the tensor occupies.
     pub fn slots(&self) -> usize {
-        match self.dtype {
-            PortType::F32 => self.elems(),
-            PortType::I64 => 2 * self.elems(),
-        }
+        self.storage().slots() * self.elems()
     }
 }
 
@@ -140,6 +168,24 @@ impl Plan {
                 }
             }
         }
+    }
+
+    /// Puts the inputs in `order` (the model's input names), adding a fixed port for each of
+    /// `fixed` (inputs the compiler bound to a value because they determine shapes). Fails when
+    /// a name of `order` is neither an input of the plan nor fixed.
+    pub fn fix_inputs(&mut self, order: &[String], fixed: &[(String, Tensor)]) -> Result<(), String> {
+        let mut ports = Vec::with_capacity(order.len());
+        for name in order {
+            if let Some((_, t)) = fixed.iter().find(|(n, _)| n == name) {
+                let (shape, dtype) = (t.shape().to_vec(), t.dtype());
+                ports.push(Port { name: name.clone(), shape, dtype, offset: 0, fixed: Some(t.clone()) });
+            } else {
+                let port = self.inputs.iter().find(|p| &p.name == name);
+                ports.push(port.cloned().ok_or_else(|| format!("model input `{name}` is not an input of the plan"))?);
+            }
+        }
+        self.inputs = ports;
+        Ok(())
     }
 
     /// Bytes of constants the plan holds.

@@ -1,8 +1,10 @@
 //! Runs a [`Plan`]: loads its kernels, owns the arena and a thread pool of the chosen width,
-//! copies inputs in, calls each step's kernel on every thread, copies outputs out.
+//! writes inputs in, calls each step's kernel on every thread, reads outputs out.
 
-use crate::{Plan, PortType};
+use crate::boundary::{read_outputs, write_inputs, InputError};
+use crate::Plan;
 use std::time::{Duration, Instant};
+use veltair_ir::Tensor;
 use veltair_load::{LoadError, LoadedKernel, Team};
 
 /// Why a plan cannot run.
@@ -10,54 +12,14 @@ use veltair_load::{LoadError, LoadedKernel, Team};
 pub enum ExecError {
     #[error("{0}")]
     Kernel(#[from] LoadError),
-    #[error("model expects {expected} inputs, {given} given")]
-    InputCount { expected: usize, given: usize },
-    #[error("input `{name}` needs {expected} values, {given} given")]
-    InputSize { name: String, expected: usize, given: usize },
-    #[error("input `{name}` is {expected:?}, {given:?} given")]
-    InputType { name: String, expected: PortType, given: PortType },
+    #[error("{0}")]
+    Input(#[from] InputError),
     #[error("cannot start {0} worker threads: {1}")]
     Pool(usize, String),
     #[error("step `{label}`: {source}")]
     Step { label: String, source: LoadError },
     #[error("the plan has no step {step} with a version {version}")]
     NoVersion { step: usize, version: usize },
-}
-
-/// One model input's data.
-#[derive(Clone, Copy, Debug)]
-pub enum Feed<'a> {
-    F32(&'a [f32]),
-    I64(&'a [i64]),
-}
-
-impl Feed<'_> {
-    fn dtype(&self) -> PortType {
-        match self {
-            Feed::F32(_) => PortType::F32,
-            Feed::I64(_) => PortType::I64,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Feed::F32(v) => v.len(),
-            Feed::I64(v) => v.len(),
-        }
-    }
-
-    /// Writes the data into arena slots (an i64 as its low and high 32 bits).
-    fn write(&self, slots: &mut [f32]) {
-        match self {
-            Feed::F32(v) => slots.copy_from_slice(v),
-            Feed::I64(v) => {
-                for (pair, &x) in slots.chunks_exact_mut(2).zip(v.iter()) {
-                    pair[0] = f32::from_bits(x as u32);
-                    pair[1] = f32::from_bits((x >> 32) as u32);
-                }
-            }
-        }
-    }
 }
 
 /// How long one step took in a profiled run.
@@ -154,13 +116,13 @@ impl Executor {
             .map_err(|source| ExecError::Step { label: s.label.clone(), source })
     }
 
-    /// Runs the model on `inputs` (in port order, ONNX layout) and returns its outputs.
-    pub fn run(&mut self, inputs: &[Feed]) -> Result<Vec<Vec<f32>>, ExecError> {
+    /// Runs the model on `inputs` (every model input, in port order) and returns its outputs.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
         self.run_with(inputs, |_, _| {})
     }
 
     /// Like [`Executor::run`], also returning how long each step took.
-    pub fn run_profiled(&mut self, inputs: &[Feed]) -> Result<(Vec<Vec<f32>>, Vec<StepTime>), ExecError> {
+    pub fn run_profiled(&mut self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, Vec<StepTime>), ExecError> {
         let mut times = Vec::with_capacity(self.plan.steps.len());
         let outputs =
             self.run_with(inputs, |label, elapsed| times.push(StepTime { label: label.to_string(), elapsed }))?;
@@ -169,9 +131,9 @@ impl Executor {
 
     fn run_with(
         &mut self,
-        inputs: &[Feed],
+        inputs: &[Tensor],
         mut on_step: impl FnMut(&str, Duration),
-    ) -> Result<Vec<Vec<f32>>, ExecError> {
+    ) -> Result<Vec<Tensor>, ExecError> {
         self.load_inputs(inputs)?;
         for step in 0..self.plan.steps.len() {
             let start = Instant::now();
@@ -181,43 +143,12 @@ impl Executor {
         Ok(read_outputs(&self.plan, &self.arena))
     }
 
-    /// Checks `inputs` (in port order, ONNX layout) and writes them into the arena without
-    /// running anything: then running the steps one by one in order (`run_step`) computes the
-    /// model on them.
-    pub fn load_inputs(&mut self, inputs: &[Feed]) -> Result<(), ExecError> {
-        write_inputs(&self.plan, &mut self.arena, inputs)
+    /// Checks `inputs` (every model input, in port order) and writes them into the arena
+    /// without running anything: then running the steps one by one in order (`run_step`)
+    /// computes the model on them.
+    pub fn load_inputs(&mut self, inputs: &[Tensor]) -> Result<(), ExecError> {
+        Ok(write_inputs(&self.plan, &mut self.arena, inputs)?)
     }
-}
-
-/// Checks `inputs` (in port order, ONNX layout) against `plan`'s input ports and writes them
-/// into `arena` (an arena of `plan.arena_elems` floats).
-pub fn write_inputs(plan: &Plan, arena: &mut [f32], inputs: &[Feed]) -> Result<(), ExecError> {
-    if inputs.len() != plan.inputs.len() {
-        return Err(ExecError::InputCount { expected: plan.inputs.len(), given: inputs.len() });
-    }
-    for (port, data) in plan.inputs.iter().zip(inputs) {
-        if data.dtype() != port.dtype {
-            return Err(ExecError::InputType { name: port.name.clone(), expected: port.dtype, given: data.dtype() });
-        }
-        if data.len() != port.elems() {
-            return Err(ExecError::InputSize { name: port.name.clone(), expected: port.elems(), given: data.len() });
-        }
-        let slots = arena.get_mut(port.offset..port.offset + port.slots()).ok_or_else(|| ExecError::InputSize {
-            name: port.name.clone(),
-            expected: port.slots(),
-            given: 0,
-        })?;
-        data.write(slots);
-    }
-    Ok(())
-}
-
-/// `plan`'s outputs, copied out of `arena`.
-pub fn read_outputs(plan: &Plan, arena: &[f32]) -> Vec<Vec<f32>> {
-    plan.outputs
-        .iter()
-        .map(|p| arena.get(p.offset..p.offset + p.elems()).map_or_else(Vec::new, <[f32]>::to_vec))
-        .collect()
 }
 
 #[cfg(test)]

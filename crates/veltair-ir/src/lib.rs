@@ -1,7 +1,9 @@
 //! The veltair graph IR: element types, tensors, operators with resolved static attributes,
 //! shape inference and the model graph that the importer builds and every later stage reads.
 
+mod compare;
 mod dtype;
+mod encoding;
 mod error;
 mod graph;
 pub mod infer;
@@ -12,7 +14,9 @@ pub mod shape;
 mod stats;
 mod tensor;
 
+pub use compare::{compare, Comparison};
 pub use dtype::DType;
+pub use encoding::{decode_le_bytes, TypedFields};
 pub use error::IrError;
 pub use graph::{Graph, Node, Value, ValueId};
 pub use op::{

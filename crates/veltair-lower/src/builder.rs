@@ -5,7 +5,8 @@
 use rayon::prelude::*;
 use std::collections::HashMap;
 use veltair_codegen::{CodegenError, Target};
-use veltair_exec::{plan_arena, Constants, Lifetime, Plan, Port, PortType, Step, Version};
+use veltair_exec::{plan_arena, Constants, Lifetime, Plan, Port, Step, Version};
+use veltair_ir::DType;
 use veltair_load::{ArgRef, MachineCode};
 
 /// An activation buffer (index into the builder's buffer list).
@@ -33,7 +34,7 @@ pub struct PendingVersion {
 pub struct PendingPort {
     pub name: String,
     pub shape: Vec<usize>,
-    pub dtype: PortType,
+    pub dtype: DType,
     pub buf: BufId,
 }
 
@@ -136,7 +137,13 @@ impl PlanBuilder {
             Arg::Buf(b) => ArgRef::Arena { offset: offsets[b.0], len: self.buffers[b.0].elems },
             Arg::Const(c) => ArgRef::Const(c),
         };
-        let port = |p: PendingPort| Port { name: p.name, shape: p.shape, dtype: p.dtype, offset: offsets[p.buf.0] };
+        let port = |p: PendingPort| Port {
+            name: p.name,
+            shape: p.shape,
+            dtype: p.dtype,
+            offset: offsets[p.buf.0],
+            fixed: None,
+        };
         Ok(Plan {
             name,
             steps: self

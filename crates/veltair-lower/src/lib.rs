@@ -20,6 +20,6 @@ mod simple;
 mod space;
 mod tail;
 
-pub use lowerer::{feed, lower, LowerError, LowerOptions};
+pub use lowerer::{lower, LowerError, LowerOptions};
 pub use space::{gemm_candidates, CacheSizes, Candidate, Footprint};
 pub use veltair_exec::Plan;

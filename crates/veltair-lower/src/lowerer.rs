@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use veltair_codegen::copy::{compile_copy, CopySpec};
 use veltair_codegen::tiling::describe;
 use veltair_codegen::{CodegenError, Target};
-use veltair_exec::{Plan, PortType};
+use veltair_exec::{Plan, Storage};
 use veltair_ir::{DType, Graph, Node, NodeStats, Op, ValueId};
 use veltair_load::MachineCode;
 
@@ -70,19 +70,14 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
     let mut inputs = Vec::new();
     for &v in &graph.inputs {
         let value = graph.value(v);
-        let dtype = match value.ty.dtype {
-            DType::F32 => PortType::F32,
-            DType::I64 => PortType::I64,
-            other => {
-                return Err(LowerError::Unsupported(vec![format!(
-                    "input `{}`: element type {other:?} (generated code takes f32 and i64 inputs)",
-                    value.name
-                )]))
-            }
-        };
         let buf = l.plan.input_buffer(l.slots(v));
         l.register(v, Layout::Plain, Arg::Buf(buf));
-        inputs.push(PendingPort { name: value.name.clone(), shape: value.ty.shape.clone(), dtype, buf });
+        inputs.push(PendingPort {
+            name: value.name.clone(),
+            shape: value.ty.shape.clone(),
+            dtype: value.ty.dtype,
+            buf,
+        });
     }
     let mut problems = Vec::new();
     let mut missing = vec![false; graph.values.len()];
@@ -107,12 +102,6 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
     let mut outputs = Vec::new();
     for &v in &graph.outputs {
         let value = graph.value(v);
-        if value.ty.dtype != DType::F32 {
-            return Err(LowerError::Unsupported(vec![format!(
-                "output `{}`: element type {:?} (generated code produces f32 outputs)",
-                value.name, value.ty.dtype
-            )]));
-        }
         let buf = match l.get(v, Layout::Plain) {
             Ok(Arg::Buf(buf)) => buf,
             _ => return Err(LowerError::Graph(format!("output `{}` is not computed by any node", value.name))),
@@ -121,7 +110,7 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
         outputs.push(PendingPort {
             name: value.name.clone(),
             shape: value.ty.shape.clone(),
-            dtype: PortType::F32,
+            dtype: value.ty.dtype,
             buf,
         });
     }
@@ -191,10 +180,10 @@ impl Lowerer<'_> {
         &self.graph.value(v).ty.shape
     }
 
-    /// Arena slots (f32-sized) value `v` needs: an i64 element takes two.
+    /// Arena slots (f32-sized) value `v` needs: an element stored as i64 takes two.
     pub fn slots(&self, v: ValueId) -> usize {
         let ty = &self.graph.value(v).ty;
-        ty.numel() * if ty.dtype == DType::I64 { 2 } else { 1 }
+        ty.numel() * Storage::of(ty.dtype).slots()
     }
 
     fn register(&mut self, v: ValueId, layout: Layout, arg: Arg) {
@@ -237,25 +226,20 @@ impl Lowerer<'_> {
             return Ok(arg);
         }
         let value = self.graph.value(v);
-        match (&value.constant, value.ty.dtype) {
-            (Some(t), DType::I64) => {
-                let data = t.data().to_i64_vec();
-                let slots = data.iter().flat_map(|&x| [f32::from_bits(x as u32), f32::from_bits((x >> 32) as u32)]);
-                let arg = self.plan.constant(slots.collect());
-                self.locs.insert((v, layout), arg);
-                return Ok(arg);
-            }
-            (_, DType::F32) => {}
-            (_, other) => {
-                return unsupported(format!(
-                    "`{}` has element type {other:?}; generated code computes f32 (and i64 indices)",
-                    value.name
-                ))
-            }
-        }
         if let Some(t) = &value.constant {
-            let data = t.as_f32(&value.name).map_err(|e| Fail::Unsupported(e.to_string()))?;
-            let arg = self.plan.constant(arrange(data, &value.ty.shape, layout));
+            let slots = match Storage::of(value.ty.dtype) {
+                Storage::I64 => t
+                    .data()
+                    .to_i64_vec()
+                    .iter()
+                    .flat_map(|&x| [f32::from_bits(x as u32), f32::from_bits((x >> 32) as u32)])
+                    .collect(),
+                Storage::F32 => {
+                    let data: Vec<f32> = t.data().to_f64_vec().iter().map(|&x| x as f32).collect();
+                    arrange(&data, &value.ty.shape, layout)
+                }
+            };
+            let arg = self.plan.constant(slots);
             self.locs.insert((v, layout), arg);
             return Ok(arg);
         }
@@ -307,10 +291,15 @@ impl Lowerer<'_> {
     }
 
     fn node(&mut self, node: &Node) -> Result<(), Fail> {
+        let values = || node.inputs.iter().flatten().chain(&node.outputs).map(|&v| self.graph.value(v));
+        if let Some(v) = values().find(|v| v.ty.dtype.is_narrow()) {
+            return unsupported(format!("`{}` has the narrow element type {}", v.name, v.ty.dtype));
+        }
         let integer_view =
             matches!(node.op, Op::Reshape(_)) && self.graph.value(node.outputs[0]).ty.dtype == DType::I64;
-        if !integer_view && node.outputs.iter().any(|&o| self.graph.value(o).ty.dtype != DType::F32) {
-            return unsupported("non-f32 output (generated code computes f32; i64 only as indices)");
+        let float_outputs = node.outputs.iter().all(|&o| Storage::of(self.graph.value(o).ty.dtype) == Storage::F32);
+        if !integer_view && !float_outputs {
+            return unsupported("non-float output (generated code computes floats; i64 only as indices)");
         }
         match &node.op {
             Op::Fused { main, main_inputs, epilogue } => self.layer(node, main, *main_inputs, epilogue),
@@ -319,14 +308,5 @@ impl Lowerer<'_> {
             }
             _ => self.simple(node),
         }
-    }
-}
-
-/// An IR tensor as an executor input (the plan's inputs are f32 or i64).
-pub fn feed(t: &veltair_ir::Tensor) -> Result<veltair_exec::Feed<'_>, String> {
-    match t.data() {
-        veltair_ir::TensorData::F32(v) => Ok(veltair_exec::Feed::F32(v)),
-        veltair_ir::TensorData::I64(v) => Ok(veltair_exec::Feed::I64(v)),
-        other => Err(format!("{:?} inputs are not supported by generated code", other.dtype())),
     }
 }

@@ -13,6 +13,7 @@ use veltair_codegen::pointwise::PointwiseStep;
 use veltair_codegen::pool::{compile_global_pool, PoolKind};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
 use veltair_codegen::tiling::{access, describe, elementwise, row_kernel};
+use veltair_exec::Storage;
 use veltair_ir::{BinaryOp, DType, Node, Op};
 
 impl Lowerer<'_> {
@@ -176,8 +177,8 @@ impl Lowerer<'_> {
             Op::Gather { axis } => {
                 let xs = self.shape(x).to_vec();
                 let indices = input(1).expect("gather indices");
-                if self.graph.value(indices).ty.dtype != DType::I64 {
-                    return unsupported("gather indices that are not i64");
+                if Storage::of(self.graph.value(indices).ty.dtype) != Storage::I64 {
+                    return unsupported("gather indices that are not integers");
                 }
                 let spec = GatherSpec {
                     outer: xs[..*axis].iter().product(),
@@ -198,13 +199,16 @@ impl Lowerer<'_> {
                 );
                 Ok(())
             }
-            Op::Cast { to: DType::F32, .. } => match self.graph.value(x).ty.dtype {
-                DType::F32 => {
+            Op::Cast { to, .. } => match (Storage::of(self.graph.value(x).ty.dtype), Storage::of(*to)) {
+                _ if matches!(to, DType::F16 | DType::BF16) && self.graph.value(x).ty.dtype != *to => {
+                    unsupported(format!("cast to {to} (rounding to it inside the graph is not generated)"))
+                }
+                (Storage::F32, Storage::F32) => {
                     let src = self.get(x, Layout::Plain)?;
                     self.alias(out, Layout::Plain, src);
                     Ok(())
                 }
-                DType::I64 => {
+                (Storage::I64, Storage::F32) => {
                     let n = self.graph.value(x).ty.numel();
                     let src = self.get(x, Layout::Plain)?;
                     let k = self.kernel(format!("i64 to f32 {n}"), move |t| compile_i64_to_f32(n, t))?;
@@ -224,7 +228,7 @@ impl Lowerer<'_> {
                     );
                     Ok(())
                 }
-                other => unsupported(format!("cast from {other:?}")),
+                _ => unsupported(format!("cast to {to}")),
             },
             Op::Resize(r) => {
                 let xs = self.shape(x).to_vec();

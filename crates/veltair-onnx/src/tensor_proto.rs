@@ -5,7 +5,7 @@ use crate::NodeProblem;
 use onnx_protobuf::{Message, TensorProto};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path};
-use veltair_ir::{bf16, f16, narrow, shape::checked_numel, DType, Tensor, TensorData};
+use veltair_ir::{decode_le_bytes, shape::checked_numel, DType, Tensor, TypedFields};
 
 /// The ONNX name of a data type code, for messages.
 pub fn onnx_type_name(code: i32) -> String {
@@ -62,74 +62,23 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
         &t.raw_data
     };
     let data = if !raw.is_empty() || t.data_location.value() == 1 {
-        decode_raw(raw, dtype, numel).ok_or_else(|| {
+        decode_le_bytes(raw, dtype, numel).ok_or_else(|| {
             invalid(format!("tensor '{}': {} bytes of raw data for {numel} {dtype} elements", t.name, raw.len()))
         })?
     } else {
-        typed_fields(t, dtype, numel)
+        let fields = TypedFields {
+            float_data: &t.float_data,
+            double_data: &t.double_data,
+            int32_data: &t.int32_data,
+            int64_data: &t.int64_data,
+            uint64_data: &t.uint64_data,
+        };
+        fields.decode(dtype, numel)
     };
     if data.len() != numel {
         return Err(invalid(format!("tensor '{}': shape needs {numel} elements, the data has {}", t.name, data.len())));
     }
     Tensor::new(shape, data).map_err(|e| invalid(e.to_string()))
-}
-
-fn typed_fields(t: &TensorProto, dtype: DType, numel: usize) -> TensorData {
-    // int32_data carries every type narrower than 32 bits (f16/bf16 as their bit patterns);
-    // uint64_data carries u32 and u64.
-    let i32s = &t.int32_data;
-    match dtype {
-        DType::F32 => TensorData::F32(t.float_data.clone()),
-        DType::F64 => TensorData::F64(t.double_data.clone()),
-        DType::F16 => TensorData::F16(i32s.iter().map(|&v| f16::from_bits(v as u16)).collect()),
-        DType::BF16 => TensorData::BF16(i32s.iter().map(|&v| bf16::from_bits(v as u16)).collect()),
-        DType::I64 => TensorData::I64(t.int64_data.clone()),
-        DType::I32 => TensorData::I32(i32s.clone()),
-        DType::I16 => TensorData::I16(i32s.iter().map(|&v| v as i16).collect()),
-        DType::I8 => TensorData::I8(i32s.iter().map(|&v| v as i8).collect()),
-        DType::U64 => TensorData::U64(t.uint64_data.clone()),
-        DType::U32 => TensorData::U32(t.uint64_data.iter().map(|&v| v as u32).collect()),
-        DType::U16 => TensorData::U16(i32s.iter().map(|&v| v as u16).collect()),
-        DType::U8 => TensorData::U8(i32s.iter().map(|&v| v as u8).collect()),
-        DType::Bool => TensorData::Bool(i32s.iter().map(|&v| v != 0).collect()),
-        // One (packed) byte per entry; a wrong count shows up as an element-count mismatch.
-        narrow => {
-            let bytes: Vec<u8> = i32s.iter().map(|&v| v as u8).collect();
-            TensorData::Narrow(narrow, narrow::unpack(narrow, &bytes, numel).unwrap_or_default())
-        }
-    }
-}
-
-fn decode_raw(raw: &[u8], dtype: DType, numel: usize) -> Option<TensorData> {
-    if dtype.is_narrow() {
-        return narrow::unpack(dtype, raw, numel).map(|v| TensorData::Narrow(dtype, v));
-    }
-    if raw.len() != numel.checked_mul(dtype.size())? {
-        return None;
-    }
-    macro_rules! le {
-        ($t:ty) => {
-            raw.chunks_exact(std::mem::size_of::<$t>())
-                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
-                .collect()
-        };
-    }
-    Some(match dtype {
-        DType::F32 => TensorData::F32(le!(f32)),
-        DType::F64 => TensorData::F64(le!(f64)),
-        DType::F16 => TensorData::F16(le!(f16)),
-        DType::BF16 => TensorData::BF16(le!(bf16)),
-        DType::I64 => TensorData::I64(le!(i64)),
-        DType::I32 => TensorData::I32(le!(i32)),
-        DType::I16 => TensorData::I16(le!(i16)),
-        DType::I8 => TensorData::I8(le!(i8)),
-        DType::U64 => TensorData::U64(le!(u64)),
-        DType::U32 => TensorData::U32(le!(u32)),
-        DType::U16 => TensorData::U16(le!(u16)),
-        DType::U8 => TensorData::U8(raw.to_vec()),
-        DType::Bool => TensorData::Bool(raw.iter().map(|&b| b != 0).collect()),
-        _ => return None,
-    })
 }
 
 /// Reads the bytes of an externally stored tensor. Locations must be relative paths inside the

@@ -2,7 +2,6 @@
 //! It is the oracle that generated code is checked against, so clarity beats speed; the only
 //! concession to speed is keeping inner loops contiguous so full-size models finish.
 
-mod compare;
 mod conv;
 mod elementwise;
 mod linalg;
@@ -12,7 +11,6 @@ mod pool;
 mod reduce;
 mod resize;
 
-pub use compare::{compare, Comparison};
 pub use movement::pad_source;
 pub use resize::{axis_taps, Taps};
 use std::collections::HashMap;

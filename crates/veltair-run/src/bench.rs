@@ -9,8 +9,9 @@ use crate::svg;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use veltair_exec::{Plan, PortType};
-use veltair_run::engine::{Engine, Input, Tenant};
+use veltair_exec::{synthetic_input, Plan};
+use veltair_ir::Tensor;
+use veltair_run::engine::{Engine, Tenant};
 use veltair_run::sched::{confirmed_share, level_scale, poisson, ModelProfile, Outcome, Policy, SchedStats, QOS_SHARE};
 
 #[derive(Args)]
@@ -44,7 +45,7 @@ pub struct BenchArgs {
 struct Loaded {
     plan: Plan,
     profile: ModelProfile,
-    inputs: Vec<Input>,
+    inputs: Vec<Tensor>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -115,21 +116,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The tenants with synthetic inputs (values in [-1, 1]; zeros for i64 inputs).
+/// The tenants with synthetic inputs (values in [-1, 1]; zeros for integer inputs).
 fn load(tenants: Vec<(Plan, ModelProfile)>) -> Vec<Loaded> {
     tenants
         .into_iter()
         .map(|(plan, profile)| {
-            let inputs = plan
-                .inputs
-                .iter()
-                .map(|p| match p.dtype {
-                    PortType::F32 => {
-                        Input::F32((0..p.elems()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect())
-                    }
-                    PortType::I64 => Input::I64(vec![0; p.elems()]),
-                })
-                .collect();
+            let inputs = plan.inputs.iter().map(synthetic_input).collect();
             Loaded { plan, profile, inputs }
         })
         .collect()

@@ -1,13 +1,14 @@
 //! `veltair-run infer FILE.vbundle --data DIR`: load and validate the bundle, run it on the
-//! directory's inputs and compare with its expected outputs (|got - want| <= atol + rtol ·
-//! |want| per element), optionally timing repeated runs or forcing one version per layer.
+//! directory's inputs and compare with its expected outputs (numpy `allclose`: |got - want|
+//! <= atol + rtol · |want| per element, NaN matching NaN), optionally timing repeated runs or
+//! forcing one version per layer.
 
 use crate::testdata::{numbered, read_tensor};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use veltair_exec::{open_bundle, Executor, Feed, PortType, Step, Version};
-use veltair_run::serve::TensorData;
+use veltair_exec::{open_bundle, Executor, Step, Version};
+use veltair_ir::{compare, Tensor};
 
 #[derive(Args)]
 pub struct InferArgs {
@@ -48,8 +49,10 @@ pub fn infer(args: &InferArgs) -> Result<bool, String> {
             args.threads, plan.max_threads
         ));
     }
-    let inputs = numbered(&args.data, "input")?.iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>()?;
-    let expected = numbered(&args.data, "output")?.iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>()?;
+    let read = |prefix| -> Result<Vec<Tensor>, String> {
+        numbered(&args.data, prefix)?.iter().map(|p| read_tensor(p).map(|(_, t)| t)).collect()
+    };
+    let (inputs, expected) = (read("input")?, read("output")?);
     if inputs.len() != plan.inputs.len() || expected.len() != plan.outputs.len() {
         return Err(format!(
             "{} holds {} inputs and {} outputs, the model has {} and {}",
@@ -60,18 +63,6 @@ pub fn infer(args: &InferArgs) -> Result<bool, String> {
             plan.outputs.len()
         ));
     }
-    for (port, t) in plan.inputs.iter().zip(&inputs) {
-        if t.shape != port.shape {
-            return Err(format!("input `{}` is {:?}, the bundle needs {:?}", port.name, t.shape, port.shape));
-        }
-    }
-    let feeds: Vec<Feed> = inputs
-        .iter()
-        .map(|t| match &t.data {
-            TensorData::F32(v) => Feed::F32(v),
-            TensorData::I64(v) => Feed::I64(v),
-        })
-        .collect();
     let mut exec = Executor::new(plan.clone(), args.threads).map_err(|e| format!("{}: {e}", args.bundle.display()))?;
     for (i, step) in plan.steps.iter().enumerate() {
         let v = match args.version {
@@ -80,30 +71,29 @@ pub fn infer(args: &InferArgs) -> Result<bool, String> {
         };
         exec.choose(i, v).map_err(|e| e.to_string())?;
     }
-    let outputs = exec.run(&feeds).map_err(|e| e.to_string())?;
+    let outputs = exec.run(&inputs).map_err(|e| e.to_string())?;
     let mut all_ok = true;
     for ((got, want), port) in outputs.iter().zip(&expected).zip(&plan.outputs) {
-        let TensorData::F32(want_data) = &want.data else {
-            return Err(format!("expected output `{}` is not float data", port.name));
+        let c = compare(got, want, args.rtol, args.atol);
+        all_ok &= c.ok;
+        let status = match (&c.mismatch, c.ok) {
+            (Some(why), _) => format!("MISMATCH: {why}"),
+            (None, true) => "ok".to_string(),
+            (None, false) => "MISMATCH".to_string(),
         };
-        if port.dtype != PortType::F32 || want_data.len() != got.len() {
-            return Err(format!(
-                "output `{}` has {} values, the expected data {}",
-                port.name,
-                got.len(),
-                want_data.len()
-            ));
-        }
-        let (bad, max_abs) = compare(got, want_data, args.rtol, args.atol);
-        all_ok &= bad == 0;
-        let status = if bad == 0 { "ok".to_string() } else { format!("MISMATCH in {bad} of {} values", got.len()) };
-        println!("{} `{}`: {status} (max abs error {max_abs:.2e})", args.data.display(), port.name);
+        println!(
+            "{} `{}`: {status} (max abs error {:.2e}, max rel error {:.2e})",
+            args.data.display(),
+            port.name,
+            c.max_abs,
+            c.max_rel
+        );
     }
     if args.repeat > 0 {
         let mut times: Vec<Duration> = (0..args.repeat)
             .map(|_| {
                 let start = Instant::now();
-                exec.run(&feeds).map(|_| start.elapsed())
+                exec.run(&inputs).map(|_| start.elapsed())
             })
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
@@ -121,17 +111,4 @@ fn solo_best(step: &Step, width: usize) -> usize {
         v.latencies.iter().find(|l| l.width as usize == width && l.level == 0).map_or(f64::INFINITY, |l| l.seconds)
     };
     (0..step.versions.len()).min_by(|&a, &b| solo(&step.versions[a]).total_cmp(&solo(&step.versions[b]))).unwrap_or(0)
-}
-
-/// Elements outside `atol + rtol · |want|` (NaN never matches) and the largest absolute error.
-fn compare(got: &[f32], want: &[f32], rtol: f64, atol: f64) -> (usize, f64) {
-    let mut bad = 0;
-    let mut max_abs = 0f64;
-    for (&g, &w) in got.iter().zip(want) {
-        let err = (g as f64 - w as f64).abs();
-        let within = err <= atol + rtol * (w as f64).abs();
-        bad += usize::from(!within);
-        max_abs = max_abs.max(if err.is_nan() { f64::INFINITY } else { err });
-    }
-    (bad, max_abs)
 }

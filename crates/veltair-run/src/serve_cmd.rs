@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use veltair_run::engine::{Engine, Tenant};
+use veltair_run::engine::{check_servable, Engine, Tenant};
 use veltair_run::sched::{level_scale, Policy};
 
 #[derive(Args)]
@@ -54,6 +54,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .into_iter()
         .zip(&models)
         .map(|((plan, profile), m)| {
+            check_servable(&plan).map_err(|e| format!("{}: {e}", m.file.display()))?;
             Tenant::new(plan, profile, args.capacity).map_err(|e| format!("{}: {e}", m.file.display()))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -1,9 +1,9 @@
 //! Tensors of the ONNX backend-test layout (`input_N.pb` / `output_N.pb`, each one serialized
 //! `TensorProto`), decoded with a minimal prost message: the runtime does not link the ONNX
-//! importer. Float and int64 tensors, in `raw_data` or the typed fields.
+//! importer. Every element type ONNX test data uses, in `raw_data` or the typed fields.
 
 use std::path::{Path, PathBuf};
-use veltair_run::serve::TensorData;
+use veltair_ir::{decode_le_bytes, DType, Tensor, TypedFields};
 
 /// The `TensorProto` fields test data uses (tags from onnx.proto).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -14,30 +14,27 @@ struct TensorProto {
     data_type: i32,
     #[prost(float, repeated, tag = "4")]
     float_data: Vec<f32>,
+    #[prost(int32, repeated, tag = "5")]
+    int32_data: Vec<i32>,
     #[prost(int64, repeated, tag = "7")]
     int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     name: String,
     #[prost(bytes = "vec", tag = "9")]
     raw_data: Vec<u8>,
+    #[prost(double, repeated, tag = "10")]
+    double_data: Vec<f64>,
+    #[prost(uint64, repeated, tag = "11")]
+    uint64_data: Vec<u64>,
 }
 
-const FLOAT: i32 = 1;
-const INT64: i32 = 7;
-
-/// A decoded tensor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TestTensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: TensorData,
-}
-
-/// Reads one `.pb` tensor file.
-pub fn read_tensor(path: &Path) -> Result<TestTensor, String> {
+/// Reads one `.pb` tensor file: its name and value.
+pub fn read_tensor(path: &Path) -> Result<(String, Tensor), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let t: TensorProto = prost::Message::decode(bytes.as_slice())
         .map_err(|e| format!("{} is not a TensorProto: {e}", path.display()))?;
+    let dtype = DType::from_onnx_code(t.data_type)
+        .ok_or_else(|| format!("{}: element type code {} is not supported", path.display(), t.data_type))?;
     let shape: Vec<usize> = t
         .dims
         .iter()
@@ -48,31 +45,22 @@ pub fn read_tensor(path: &Path) -> Result<TestTensor, String> {
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("{}: shape too large", path.display()))?;
-    let raw = |width: usize| {
-        if t.raw_data.len() != elems.saturating_mul(width) {
-            return Err(format!(
-                "{}: raw_data holds {} bytes, shape {:?} needs {}",
-                path.display(),
-                t.raw_data.len(),
-                shape,
-                elems * width
-            ));
-        }
-        Ok(t.raw_data.chunks_exact(width))
+    let data = if t.raw_data.is_empty() {
+        let fields = TypedFields {
+            float_data: &t.float_data,
+            double_data: &t.double_data,
+            int32_data: &t.int32_data,
+            int64_data: &t.int64_data,
+            uint64_data: &t.uint64_data,
+        };
+        fields.decode(dtype, elems)
+    } else {
+        decode_le_bytes(&t.raw_data, dtype, elems).ok_or_else(|| {
+            format!("{}: raw_data holds {} bytes, not {elems} {dtype} elements", path.display(), t.raw_data.len())
+        })?
     };
-    let data = match t.data_type {
-        FLOAT if t.raw_data.is_empty() => TensorData::F32(t.float_data),
-        FLOAT => TensorData::F32(raw(4)?.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-        INT64 if t.raw_data.is_empty() => TensorData::I64(t.int64_data),
-        INT64 => TensorData::I64(
-            raw(8)?.map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect(),
-        ),
-        other => return Err(format!("{}: element type {other} (only float and int64 are supported)", path.display())),
-    };
-    if data.len() != elems {
-        return Err(format!("{}: {} values for shape {:?}", path.display(), data.len(), shape));
-    }
-    Ok(TestTensor { name: t.name, shape, data })
+    let tensor = Tensor::new(shape, data).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((t.name, tensor))
 }
 
 /// The `PREFIX_N.pb` files of `dir`, in order of N.

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use veltair_lower::feed;
 use veltair_tests::{small_zoo, PreparedCase};
 use zoo_support::{bundle, scratch};
 
@@ -57,10 +56,7 @@ fn resnet() -> (PathBuf, PreparedCase) {
 }
 
 fn input(case: &PreparedCase) -> Vec<f32> {
-    match feed(&case.feeds[0][0]).unwrap() {
-        veltair_exec::Feed::F32(v) => v.to_vec(),
-        veltair_exec::Feed::I64(_) => panic!("ResNet-50 takes f32"),
-    }
+    case.feeds[0][0].as_f32("ResNet-50's input").unwrap().to_vec()
 }
 
 fn expected(case: &PreparedCase) -> Vec<f32> {

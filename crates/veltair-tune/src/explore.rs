@@ -5,7 +5,8 @@
 
 use crate::{level_config, median_time, StressError, Stressor};
 use veltair_bundle::Latency;
-use veltair_exec::{ExecError, Executor, Feed, Plan};
+use veltair_exec::{ExecError, Executor, Plan};
+use veltair_ir::Tensor;
 
 /// How to measure.
 #[derive(Clone, Debug)]
@@ -51,7 +52,7 @@ pub fn levels_at(width: usize, cores: usize, levels: usize) -> usize {
 /// called after each step's versions are measured in one (width, level) cell.
 pub fn explore(
     plan: &Plan,
-    inputs: &[Feed],
+    inputs: &[Tensor],
     config: &ExploreConfig,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Measurements, ExploreError> {

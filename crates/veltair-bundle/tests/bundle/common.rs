@@ -74,7 +74,7 @@ fn constant(index: u32) -> Arg {
 }
 
 fn port(name: &str, shape: &[u64], dtype: DType, offset: u64) -> Port {
-    Port { name: name.into(), shape: shape.to_vec(), dtype: dtype as i32, offset }
+    Port { name: name.into(), shape: shape.to_vec(), dtype: dtype as i32, offset, element: 1, fixed: None }
 }
 
 fn kernel(alignment: u64, arg_elems: &[u64], max_threads: u32) -> Kernel {

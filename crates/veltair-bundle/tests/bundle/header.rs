@@ -26,13 +26,13 @@ fn short_prefix_of_the_magic_is_truncated() {
 fn other_format_version_is_reported_before_the_checksum() {
     for reseal in [false, true] {
         let mut bytes = sample_bytes();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
         if reseal {
             reseal_header(&mut bytes);
         }
         let err = parse(&bytes).unwrap_err();
-        assert!(matches!(err, BundleError::UnsupportedVersion { found: 2, supported: FORMAT_VERSION }), "{err:?}");
-        assert_eq!(err.to_string(), "unsupported bundle format version 2; this build reads version 1");
+        assert!(matches!(err, BundleError::UnsupportedVersion { found: 1, supported: FORMAT_VERSION }), "{err:?}");
+        assert_eq!(err.to_string(), "unsupported bundle format version 1; this build reads version 2");
     }
 }
 
@@ -61,7 +61,7 @@ fn writer_refuses_headers_it_cannot_store() {
     let s = sample();
     let too_long = "x".repeat(MAX_STRING_LEN + 1);
     let headers = [
-        Header { format_version: 2, ..s.header.clone() },
+        Header { format_version: FORMAT_VERSION + 1, ..s.header.clone() },
         Header::new(too_long.clone(), "x86_64-unknown-linux-gnu", Vec::new()),
         Header::new("veltair", too_long.clone(), Vec::new()),
         Header::new("veltair", "x86_64-unknown-linux-gnu", vec![too_long]),

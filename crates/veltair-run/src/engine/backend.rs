@@ -3,20 +3,54 @@
 //! queue and compute time per model, QoS misses, conflicts, version choices and the contention
 //! estimate — in Prometheus text.
 
-use super::{Engine, Input, SubmitError as EngineError};
+use super::{Engine, SubmitError as EngineError};
 use crate::serve::metrics::{family, label};
 use crate::serve::{Backend, DataType, ModelInfo, PortInfo, Reply, SubmitError, Tensor, TensorData};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
-use veltair_exec::{Port, PortType};
+use veltair_exec::{Plan, Port};
+use veltair_ir::DType;
+
+/// The protocol datatype of a port; `None` for element types the HTTP layer does not carry yet.
+fn datatype(p: &Port) -> Option<DataType> {
+    match p.dtype {
+        DType::F32 => Some(DataType::Fp32),
+        DType::I64 => Some(DataType::Int64),
+        _ => None,
+    }
+}
 
 fn port_info(p: &Port) -> PortInfo {
-    let datatype = match p.dtype {
-        PortType::F32 => DataType::Fp32,
-        PortType::I64 => DataType::Int64,
+    PortInfo { name: p.name.clone(), datatype: datatype(p).unwrap_or(DataType::Fp32), shape: p.shape.clone() }
+}
+
+/// Refuses a plan with a port the HTTP layer cannot carry (before serving starts).
+pub fn check_servable(plan: &Plan) -> Result<(), String> {
+    match plan.inputs.iter().chain(&plan.outputs).find(|p| datatype(p).is_none()) {
+        Some(p) => Err(format!(
+            "port `{}` is {}; the HTTP server carries FP32 and INT64 tensors so far (`veltair-run infer` runs any type)",
+            p.name, p.dtype
+        )),
+        None => Ok(()),
+    }
+}
+
+fn to_engine(t: Tensor) -> veltair_ir::Tensor {
+    let data = match t.data {
+        TensorData::F32(v) => veltair_ir::TensorData::F32(v),
+        TensorData::I64(v) => veltair_ir::TensorData::I64(v),
     };
-    PortInfo { name: p.name.clone(), datatype, shape: p.shape.clone() }
+    veltair_ir::Tensor::new(t.shape, data).expect("the server checked the element count against the shape")
+}
+
+fn from_engine(name: String, t: veltair_ir::Tensor) -> Tensor {
+    let shape = t.shape().to_vec();
+    let data = match t.data() {
+        veltair_ir::TensorData::I64(v) => TensorData::I64(v.clone()),
+        other => TensorData::F32(other.to_f64_vec().into_iter().map(|x| x as f32).collect()),
+    };
+    Tensor { name, shape, data }
 }
 
 impl Backend for Engine {
@@ -37,23 +71,10 @@ impl Backend for Engine {
 
     fn submit(&self, model: &str, inputs: Vec<Tensor>, done: Box<dyn FnOnce(Reply) + Send>) -> Result<(), SubmitError> {
         let index = self.model(model).ok_or_else(|| SubmitError::UnknownModel(model.to_string()))?;
-        let outputs: Vec<(String, Vec<usize>)> =
-            self.tenants()[index].plan.outputs.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
-        let inputs = inputs
-            .into_iter()
-            .map(|t| match t.data {
-                TensorData::F32(v) => Input::F32(v),
-                TensorData::I64(v) => Input::I64(v),
-            })
-            .collect();
+        let names: Vec<String> = self.tenants()[index].plan.outputs.iter().map(|p| p.name.clone()).collect();
+        let inputs = inputs.into_iter().map(to_engine).collect();
         let reply = Box::new(move |result: super::Reply| {
-            done(result.map(|values| {
-                outputs
-                    .into_iter()
-                    .zip(values)
-                    .map(|((name, shape), data)| Tensor { name, shape, data: TensorData::F32(data) })
-                    .collect()
-            }))
+            done(result.map(|values| names.into_iter().zip(values).map(|(name, t)| from_engine(name, t)).collect()))
         });
         Engine::submit(self, index, inputs, reply).map_err(|e| match e {
             EngineError::UnknownModel(m) => SubmitError::UnknownModel(m),

@@ -5,13 +5,14 @@
 //! it, so consecutive blocks of a busy core hand over without a wake-up.
 
 use super::counters::RateCounter;
-use super::{Completion, Contention, Input, Reply, Shared};
+use super::{Completion, Contention, Reply, Shared};
 use crate::sched::{BlockStart, Policy, Scheduler};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use veltair_exec::{read_outputs, write_inputs, Feed};
+use veltair_exec::{read_outputs, write_inputs};
+use veltair_ir::Tensor;
 use veltair_load::Team;
 
 /// A query between arrival and answer.
@@ -128,20 +129,13 @@ impl Dispatch {
 pub(crate) fn arrive(
     shared: &Arc<Shared>,
     model: usize,
-    inputs: Vec<Input>,
+    inputs: Vec<Tensor>,
     reply: Box<dyn FnOnce(Reply) + Send>,
     arrival: f64,
 ) {
     let tenant = &shared.tenants[model];
     let mut arena = tenant.take_arena();
-    let feeds: Vec<Feed> = inputs
-        .iter()
-        .map(|i| match i {
-            Input::F32(v) => Feed::F32(v),
-            Input::I64(v) => Feed::I64(v),
-        })
-        .collect();
-    if let Err(e) = write_inputs(&tenant.plan, &mut arena, &feeds) {
+    if let Err(e) = write_inputs(&tenant.plan, &mut arena, &inputs) {
         tenant.give_arena(arena);
         shared.in_flight[model].fetch_sub(1, Ordering::AcqRel);
         reply(Err(e.to_string()));

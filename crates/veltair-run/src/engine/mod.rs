@@ -10,6 +10,7 @@ mod counters;
 mod dispatch;
 mod tenant;
 
+pub use backend::check_servable;
 pub use tenant::Tenant;
 
 use crate::sched::{Policy, SchedStats};
@@ -19,17 +20,11 @@ use dispatch::Dispatch;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use veltair_ir::Tensor;
 use veltair_load::Crew;
 
-/// Owned input data of one query, in the model's input order.
-#[derive(Clone, Debug)]
-pub enum Input {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
-}
-
-/// What a query returns: the model's outputs, or why it failed.
-pub type Reply = Result<Vec<Vec<f32>>, String>;
+/// What a query returns: the model's outputs (of the types it declares), or why it failed.
+pub type Reply = Result<Vec<Tensor>, String>;
 
 /// Why a query was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -138,7 +133,7 @@ impl Engine {
     pub fn submit(
         &self,
         model: usize,
-        inputs: Vec<Input>,
+        inputs: Vec<Tensor>,
         reply: Box<dyn FnOnce(Reply) + Send>,
     ) -> Result<(), SubmitError> {
         let tenant = self.shared.tenants.get(model).ok_or_else(|| SubmitError::UnknownModel(model.to_string()))?;

@@ -1,7 +1,7 @@
 //! Judging computed tensors against expected ones: numpy `allclose` semantics
 //! (`|a - e| <= atol + rtol * |e|`, NaN matching NaN), with the worst errors reported.
 
-use veltair_ir::Tensor;
+use crate::Tensor;
 
 /// Result of comparing one computed tensor with its expected value.
 #[derive(Clone, Debug, PartialEq)]
