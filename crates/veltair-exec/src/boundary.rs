@@ -21,6 +21,12 @@ pub enum InputError {
          recompile with this value in the first --data set to run it with another"
     )]
     Fixed { name: String, expected: String },
+    #[error(
+        "input `{name}` holds {value:e}, beyond the f32 range generated code computes {dtype} in \
+         (|x| <= {max:e})",
+        max = f32::MAX
+    )]
+    Range { name: String, dtype: DType, value: f64 },
     #[error("input `{name}` does not fit the arena")]
     Arena { name: String },
 }
@@ -49,7 +55,11 @@ pub fn write_inputs(plan: &Plan, arena: &mut [f32], inputs: &[Tensor]) -> Result
             arena.get_mut(port.offset..port.offset + port.slots()).ok_or_else(|| InputError::Arena { name: name() })?;
         match port.storage() {
             Storage::F32 => {
-                for (s, x) in slots.iter_mut().zip(t.data().to_f64_vec()) {
+                let values = t.data().to_f64_vec();
+                if let Some(&value) = values.iter().find(|x| x.is_finite() && x.abs() > f32::MAX as f64) {
+                    return Err(InputError::Range { name: name(), dtype: port.dtype, value });
+                }
+                for (s, x) in slots.iter_mut().zip(values) {
                     *s = x as f32;
                 }
             }
@@ -216,5 +226,16 @@ mod tests {
         let wrong_shape = [Tensor::from_f32(vec![1, 2], vec![1.0, 2.0]).unwrap(), ok[1].clone()];
         assert!(matches!(write_inputs(&plan, &mut arena, &wrong_shape), Err(InputError::Shape { .. })));
         assert!(matches!(write_inputs(&plan, &mut arena, &[x]), Err(InputError::Count { .. })));
+        let wide = plan_of_f64();
+        let beyond = Tensor::new(vec![2], TensorData::F64(vec![1.0, 1e300])).unwrap();
+        let e = write_inputs(&wide, &mut arena, &[beyond]).unwrap_err();
+        assert!(matches!(e, InputError::Range { value, .. } if value == 1e300), "{e}");
+        let inf = Tensor::new(vec![2], TensorData::F64(vec![f64::INFINITY, f64::NAN])).unwrap();
+        write_inputs(&wide, &mut arena, &[inf]).expect("infinities and NaN are f32 values");
+        assert!(arena[0].is_infinite() && arena[1].is_nan());
+    }
+
+    fn plan_of_f64() -> Plan {
+        plan(vec![port("x", DType::F64, &[2], 0)], vec![], 2)
     }
 }

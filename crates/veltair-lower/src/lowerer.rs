@@ -2,7 +2,7 @@
 //! which layout, in which buffer or constant), converts layouts on demand, and reports every
 //! node it cannot lower at once.
 
-use crate::builder::{Arg, PendingPort, PlanBuilder};
+use crate::builder::{Arg, BufId, PendingPort, PlanBuilder};
 use crate::layout::{arrange, layouts_agree, stored_shape, to_layout_perm, Layout};
 use crate::space::CacheSizes;
 use std::collections::{HashMap, HashSet};
@@ -43,6 +43,15 @@ pub enum LowerError {
 pub enum Fail {
     Unsupported(String),
     Codegen(CodegenError),
+}
+
+impl Fail {
+    pub fn message(self) -> String {
+        match self {
+            Fail::Unsupported(why) => why,
+            Fail::Codegen(e) => e.to_string(),
+        }
+    }
 }
 
 impl From<CodegenError> for Fail {
@@ -88,11 +97,7 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
         }
         l.owner = format!("node `{}` ({})", node.name, node.source_op);
         if let Err(fail) = l.node(node) {
-            let why = match fail {
-                Fail::Unsupported(why) => why,
-                Fail::Codegen(e) => e.to_string(),
-            };
-            problems.push(format!("  {}: {why}", l.owner));
+            problems.push(format!("  {}: {}", l.owner, fail.message()));
             node.outputs.iter().for_each(|o| missing[o.0] = true);
         }
     }
@@ -104,7 +109,11 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
         let value = graph.value(v);
         let buf = match l.get(v, Layout::Plain) {
             Ok(Arg::Buf(buf)) => buf,
-            _ => return Err(LowerError::Graph(format!("output `{}` is not computed by any node", value.name))),
+            // An output the importer folded to a constant is copied into its own buffer.
+            Ok(constant) => l.materialize(v, constant).map_err(|f| {
+                LowerError::Unsupported(vec![format!("  output `{}` (a constant): {}", value.name, f.message())])
+            })?,
+            Err(_) => return Err(LowerError::Graph(format!("output `{}` is not computed by any node", value.name))),
         };
         l.plan.keep(buf);
         outputs.push(PendingPort {
@@ -257,6 +266,19 @@ impl Lowerer<'_> {
         let dst = self.define(v, layout);
         let label = format!("{} to {layout:?}", value.name);
         self.copy(&label, CopySpec::transpose(&stored, &perm)?, src, dst)?;
+        Ok(dst)
+    }
+
+    /// A fresh buffer holding `src`, the value of `v` (a constant).
+    fn materialize(&mut self, v: ValueId, src: Arg) -> Result<BufId, Fail> {
+        let n = self.slots(v);
+        let dst = self.plan.buffer(n);
+        self.copy(
+            &format!("{} (constant)", self.graph.value(v).name),
+            CopySpec::transpose(&[n], &[0])?,
+            src,
+            Arg::Buf(dst),
+        )?;
         Ok(dst)
     }
 
