@@ -1,6 +1,5 @@
 //! Integer-indexed data movement: Gather of slices along one axis with i64 indices
-//! (embedding lookups), and the conversion of runtime i64 tensors to f32 (attention masks).
-//! An i64 element occupies two f32 slots of a buffer.
+//! (embedding lookups). An i64 element occupies two f32 slots of a buffer.
 //!
 //! Indices are wrapped once if negative (ONNX semantics) and then clamped to the axis:
 //! generated code cannot report an out-of-range index, and it must never read outside the
@@ -95,26 +94,4 @@ fn copy_run(
         let v = load_lanes(b, src, (full * 16) as i32, lanes(len, full));
         store_lanes(b, v, dst, (full * 16) as i32, lanes(len, full));
     }
-}
-
-/// Generates and compiles the i64 → f32 conversion of `n` elements (argument table
-/// `[source (2n slots), output (n)]`); threads split the elements.
-pub fn compile_i64_to_f32(n: usize, target: &Target) -> Result<MachineCode, CodegenError> {
-    if n == 0 || n as u64 * 8 >= 1 << 31 {
-        return Err(CodegenError::Schedule(format!("unsupported conversion of {n} elements")));
-    }
-    let func = build_kernel(target, |b, params| {
-        let (src, dst) = (params.arg(b, 0), params.arg(b, 1));
-        let (e0, e1) = thread_range(b, n as i64, params.thread, params.threads);
-        counted_loop(b, e0, e1, 1, |b, e| {
-            let s_off = b.ins().ishl_imm_u(e, 3);
-            let s = b.ins().iadd(src, s_off);
-            let x = b.ins().load(types::I64, mem(), s, 0);
-            let f = b.ins().fcvt_from_sint(types::F32, x);
-            let d_off = b.ins().ishl_imm_u(e, 2);
-            let d = b.ins().iadd(dst, d_off);
-            b.ins().store(mem(), f, d, 0);
-        });
-    });
-    compile(func, target, vec![2 * n, n])
 }

@@ -23,6 +23,7 @@ pub mod resample;
 pub mod rowwise;
 mod target;
 pub mod tiling;
+pub mod typed;
 pub mod winograd;
 
 pub use compile::{compile, CodegenError};

@@ -267,26 +267,26 @@ impl PointwiseSpec {
 
 /// The loop nest: output dims (outermost first, at least one) after dropping size-1 axes and
 /// merging neighbours read alike, and each input's element stride per dim (0 = broadcast).
-struct Nest {
-    dims: Vec<usize>,
-    strides: Vec<Vec<usize>>,
+pub(crate) struct Nest {
+    pub dims: Vec<usize>,
+    pub strides: Vec<Vec<usize>>,
 }
 
-fn nest(spec: &PointwiseSpec) -> Nest {
-    let rank = spec.out_shape.len();
-    let n = spec.inputs.len();
-    if spec.out_shape.contains(&0) {
+/// The loop nest of an output of `out_shape` over `inputs` broadcast to it.
+pub(crate) fn nest(out_shape: &[usize], inputs: &[Vec<usize>]) -> Nest {
+    let rank = out_shape.len();
+    let n = inputs.len();
+    if out_shape.contains(&0) {
         return Nest { dims: vec![0], strides: vec![vec![0]; n] };
     }
     let (mut dims, mut strides) = (Vec::new(), vec![Vec::new(); n]);
     let mut last: Option<Vec<bool>> = None;
-    for (a, &d) in spec.out_shape.iter().enumerate() {
+    for (a, &d) in out_shape.iter().enumerate() {
         if d == 1 {
             continue;
         }
         // Per input: its own row-major stride on this axis, or None when it broadcasts here.
-        let own: Vec<Option<usize>> = spec
-            .inputs
+        let own: Vec<Option<usize>> = inputs
             .iter()
             .map(|s| {
                 let off = rank - s.len();
@@ -319,7 +319,7 @@ fn nest(spec: &PointwiseSpec) -> Nest {
 /// Generates and compiles the broadcast element-wise kernel of `spec`.
 pub fn compile_pointwise(spec: &PointwiseSpec, target: &Target) -> Result<MachineCode, CodegenError> {
     spec.validate()?;
-    let nest = nest(spec);
+    let nest = nest(&spec.out_shape, &spec.inputs);
     let (&len, outer) = nest.dims.split_last().expect("the nest has an axis");
     let rows: usize = outer.iter().product();
     let n = spec.inputs.len();
@@ -327,19 +327,7 @@ pub fn compile_pointwise(spec: &PointwiseSpec, target: &Target) -> Result<Machin
         let bases: Vec<Option<Value>> = (0..n).map(|i| spec.uses(i).then(|| params.arg(b, i))).collect();
         let out = params.arg(b, n);
         let (r0, r1) = thread_range(b, rows as i64, params.thread, params.threads);
-        // The coordinates of this thread's current row over the outer dims (an odometer).
-        let coords: Vec<Variable> = outer.iter().map(|_| b.declare_var(types::I64)).collect();
-        let mut rest = r0;
-        for (a, &var) in coords.iter().enumerate().rev() {
-            if a == 0 {
-                b.def_var(var, rest);
-            } else {
-                let d = b.ins().iconst(types::I64, outer[a] as i64);
-                let c = b.ins().urem(rest, d);
-                b.def_var(var, c);
-                rest = b.ins().udiv(rest, d);
-            }
-        }
+        let coords = odometer(b, r0, outer);
         counted_loop(b, r0, r1, 1, |b, r| {
             let ptrs: Vec<Option<Value>> = bases
                 .iter()
@@ -367,9 +355,26 @@ pub fn compile_pointwise(spec: &PointwiseSpec, target: &Target) -> Result<Machin
     compile(func, target, spec.arg_elems())
 }
 
+/// The coordinates of row `r0` over the outer `dims` (an odometer that [`advance`] steps).
+pub(crate) fn odometer(b: &mut FunctionBuilder, r0: Value, dims: &[usize]) -> Vec<Variable> {
+    let coords: Vec<Variable> = dims.iter().map(|_| b.declare_var(types::I64)).collect();
+    let mut rest = r0;
+    for (a, &var) in coords.iter().enumerate().rev() {
+        if a == 0 {
+            b.def_var(var, rest);
+        } else {
+            let d = b.ins().iconst(types::I64, dims[a] as i64);
+            let c = b.ins().urem(rest, d);
+            b.def_var(var, c);
+            rest = b.ins().udiv(rest, d);
+        }
+    }
+    coords
+}
+
 /// Steps the odometer `coords` over `dims` to the next row (the outermost never wraps: the
 /// row loop ends first).
-fn advance(b: &mut FunctionBuilder, coords: &[Variable], dims: &[usize]) {
+pub(crate) fn advance(b: &mut FunctionBuilder, coords: &[Variable], dims: &[usize]) {
     let mut carry: Option<Value> = None;
     for (a, &var) in coords.iter().enumerate().rev() {
         let c = b.use_var(var);

@@ -243,6 +243,19 @@ pub fn elementwise(
     inputs: Vec<Access>,
     max_threads: usize,
 ) -> (Domain, Schedule) {
+    elementwise_lanes(name, shape, body, inputs, max_threads, 4)
+}
+
+/// [`elementwise`] with the innermost axis vectorised by `lanes` (1: scalar code, no
+/// `vectorize` step).
+pub fn elementwise_lanes(
+    name: &str,
+    shape: &[usize],
+    body: &str,
+    inputs: Vec<Access>,
+    max_threads: usize,
+    lanes: usize,
+) -> (Domain, Schedule) {
     let names: Vec<String> = (0..shape.len()).map(|i| format!("d{i}")).collect();
     let axes: Vec<(&str, usize)> = names.iter().map(String::as_str).zip(shape.iter().copied()).collect();
     let index: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -253,7 +266,9 @@ pub fn elementwise(
             lines.push(format!("fuse {} into rows", outer.join(" ")));
             lines.push(format!("parallel rows {max_threads}"));
         }
-        lines.push(format!("vectorize {last} 4"));
+        if lanes > 1 {
+            lines.push(format!("vectorize {last} {lanes}"));
+        }
     }
     (domain, Schedule::fixed(&lines))
 }

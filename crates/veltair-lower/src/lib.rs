@@ -19,6 +19,7 @@ mod schedule;
 mod simple;
 mod space;
 mod tail;
+mod typed;
 
 pub use lowerer::{lower, LowerError, LowerOptions};
 pub use space::{gemm_candidates, CacheSizes, Candidate, Footprint};

@@ -317,6 +317,9 @@ impl Lowerer<'_> {
         if let Some(v) = values().find(|v| v.ty.dtype.is_narrow()) {
             return unsupported(format!("`{}` has the narrow element type {}", v.name, v.ty.dtype));
         }
+        if self.typed(node)? {
+            return Ok(());
+        }
         let integer_view =
             matches!(node.op, Op::Reshape(_)) && self.graph.value(node.outputs[0]).ty.dtype == DType::I64;
         let float_outputs = node.outputs.iter().all(|&o| Storage::of(self.graph.value(o).ty.dtype) == Storage::F32);

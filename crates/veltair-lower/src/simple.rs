@@ -7,12 +7,12 @@ use crate::elementwise::Source;
 use crate::layout::Layout;
 use crate::lowerer::{unsupported, Fail, Lowerer};
 use veltair_codegen::copy::CopySpec;
-use veltair_codegen::gather::{compile_gather, compile_i64_to_f32, GatherSpec};
+use veltair_codegen::gather::{compile_gather, GatherSpec};
 use veltair_codegen::lrn::{compile_lrn, LrnSpec};
 use veltair_codegen::pointwise::PointwiseStep;
 use veltair_codegen::pool::{compile_global_pool, PoolKind};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
-use veltair_codegen::tiling::{access, describe, elementwise, row_kernel};
+use veltair_codegen::tiling::{describe, row_kernel};
 use veltair_exec::Storage;
 use veltair_ir::{BinaryOp, DType, Node, Op};
 
@@ -206,26 +206,6 @@ impl Lowerer<'_> {
                 (Storage::F32, Storage::F32) => {
                     let src = self.get(x, Layout::Plain)?;
                     self.alias(out, Layout::Plain, src);
-                    Ok(())
-                }
-                (Storage::I64, Storage::F32) => {
-                    let n = self.graph.value(x).ty.numel();
-                    let src = self.get(x, Layout::Plain)?;
-                    let k = self.kernel(format!("i64 to f32 {n}"), move |t| compile_i64_to_f32(n, t))?;
-                    let dst = self.define(out, Layout::Plain);
-                    self.plan.step(
-                        &node.name,
-                        k,
-                        vec![src, dst],
-                        n as u64,
-                        describe(elementwise(
-                            "cast_i64_f32",
-                            &[n],
-                            "= f32(x)",
-                            vec![access("x", &["d0"])],
-                            self.options.max_threads,
-                        )),
-                    );
                     Ok(())
                 }
                 _ => unsupported(format!("cast to {to}")),

@@ -1,0 +1,90 @@
+//! Lowering of the operators whose operands or results are integers or booleans, onto the typed
+//! element-wise kernel: comparisons, logical operators, `Where`, casts that change storage, and
+//! integer arithmetic (several inputs of `Max`/`Min`/`Sum` chained pairwise).
+
+use crate::builder::Arg;
+use crate::layout::Layout;
+use crate::lowerer::{unsupported, Fail, Lowerer};
+use veltair_codegen::tiling::describe;
+use veltair_codegen::typed::{compile_typed, IntType, Scalar, TypedOp, TypedSpec};
+use veltair_ir::shape::broadcast_shapes;
+use veltair_ir::{BinaryOp, Node, Op, UnaryOp, ValueId};
+
+impl Lowerer<'_> {
+    /// The typed operator of `node` if it needs the typed kernel (it reads or makes integers or
+    /// booleans), else `None`.
+    fn typed_op(&self, node: &Node) -> Option<TypedOp> {
+        let scalar = |v: ValueId| Scalar::of(self.graph.value(v).ty.dtype);
+        let first = node.inputs.first().copied().flatten()?;
+        let out = node.outputs[0];
+        let int_out = IntType::of(self.graph.value(out).ty.dtype);
+        Some(match (&node.op, int_out) {
+            (Op::Compare(op), _) => TypedOp::Compare { op: *op, of: scalar(first)? },
+            (Op::Where, _) => TypedOp::Where { of: scalar(out)? },
+            (Op::Binary(op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)), _) => TypedOp::Logical(*op),
+            (Op::Unary(UnaryOp::Not), _) => TypedOp::Not,
+            (Op::Binary(op), Some(ty)) => TypedOp::Arith { op: *op, ty },
+            (Op::Unary(UnaryOp::Neg), Some(ty)) => TypedOp::Neg { ty },
+            (Op::Unary(UnaryOp::Abs), Some(ty)) => TypedOp::Abs { ty },
+            (Op::Cast { .. }, _) => match (scalar(first)?, scalar(out)?) {
+                (Scalar::Float, Scalar::Float) => return None,
+                (from, to) => TypedOp::Cast { from, to },
+            },
+            _ => return None,
+        })
+    }
+
+    /// Lowers `node` onto the typed kernel when it needs it; `Ok(false)` when it does not.
+    pub(crate) fn typed(&mut self, node: &Node) -> Result<bool, Fail> {
+        let Some(op) = self.typed_op(node) else { return Ok(false) };
+        let mut ins = Vec::new();
+        for (i, v) in node.inputs.iter().enumerate() {
+            match v {
+                Some(v) => ins.push(*v),
+                None => return unsupported(format!("input #{i} is missing")),
+            }
+        }
+        let (operands, _) = op.signature();
+        let out = node.outputs[0];
+        let chained = matches!(op, TypedOp::Arith { .. }) && ins.len() > operands.len();
+        if ins.len() != operands.len() && !chained {
+            return unsupported(format!("{} inputs to {op:?}", ins.len()));
+        }
+        let mut args = Vec::new();
+        for &v in &ins {
+            args.push((self.get(v, Layout::Plain)?, self.shape(v).to_vec()));
+        }
+        // Several inputs: (((a op b) op c) op d), each partial result in a temporary.
+        while args.len() > 2 {
+            let rest = args.split_off(2);
+            let shape = broadcast_shapes(&[&args[0].1, &args[1].1]).map_err(|e| Fail::Unsupported(e.to_string()))?;
+            let elems = shape.iter().product::<usize>() * op.signature().1.elem().slots();
+            let tmp = Arg::Buf(self.plan.buffer(elems));
+            self.typed_step(&node.name, op, std::mem::take(&mut args), (tmp, shape.clone()))?;
+            args = [(tmp, shape)].into_iter().chain(rest).collect();
+        }
+        let dst = self.define(out, Layout::Plain);
+        self.typed_step(&node.name, op, args, (dst, self.shape(out).to_vec()))?;
+        Ok(true)
+    }
+
+    fn typed_step(
+        &mut self,
+        label: &str,
+        op: TypedOp,
+        inputs: Vec<(Arg, Vec<usize>)>,
+        (dst, out_shape): (Arg, Vec<usize>),
+    ) -> Result<(), Fail> {
+        let spec = TypedSpec { out_shape, inputs: inputs.iter().map(|(_, s)| s.clone()).collect(), op };
+        spec.validate()?;
+        let k = self.kernel(format!("{spec:?}"), {
+            let spec = spec.clone();
+            move |t| compile_typed(&spec, t)
+        })?;
+        let mut args: Vec<Arg> = inputs.into_iter().map(|(a, _)| a).collect();
+        args.push(dst);
+        let work = spec.out_shape.iter().product::<usize>() as u64;
+        self.plan.step(label, k, args, work, describe(spec.describe(self.options.max_threads)));
+        Ok(())
+    }
+}
