@@ -307,6 +307,26 @@ pub fn log(b: &mut FunctionBuilder, x: Value) -> Value {
     b.ins().bitselect(ok, r, special)
 }
 
+/// `x^y` lane-wise with numpy's rules: `e^(y·ln|x|)`, negated for a negative `x` and an odd
+/// integer `y`, NaN for a negative `x` and a non-integer `y`, 1 whenever `y` is 0. Relative error
+/// about `|y·ln x|·1e-7`.
+pub fn pow(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
+    let a = b.ins().fabs(x);
+    let l = log(b, a);
+    let yl = b.ins().fmul(y, l);
+    let r = exp(b, yl);
+    let neg_r = b.ins().fneg(r);
+    let (zero, one, half, nan) = (splat(b, 0.0), splat(b, 1.0), splat(b, 0.5), splat(b, f32::NAN));
+    // An integral y is odd when y/2 is not integral.
+    let y_half = b.ins().fmul(y, half);
+    let floor_half = b.ins().floor(y_half);
+    let signed = select_cmp(b, FloatCC::NotEqual, floor_half, y_half, neg_r, r);
+    let floor_y = b.ins().floor(y);
+    let negative_base = select_cmp(b, FloatCC::Equal, floor_y, y, signed, nan);
+    let res = select_cmp(b, FloatCC::LessThan, x, zero, negative_base, r);
+    select_cmp(b, FloatCC::Equal, y, zero, one, res)
+}
+
 /// `ln(1 + x)` lane-wise for x ≥ 0, accurate for tiny `x` (the rounding of `1 + x` is
 /// corrected: `log(u) + (x − (u − 1))/u`).
 pub fn log1p(b: &mut FunctionBuilder, x: Value) -> Value {

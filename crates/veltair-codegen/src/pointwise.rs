@@ -9,9 +9,9 @@
 //! Argument table: `[input 0, input 1, …, output]`. Only the output is written.
 //!
 //! Differences from the reference evaluator: the transcendental operators use the
-//! approximations of [`crate::math`]; `Celu` of NaN is NaN (the reference gives 0). `Relu`,
-//! `Clip`, `ThresholdedRelu` map NaN as the reference does (to 0 or the bound); `Max`/`Min`
-//! return NaN when either operand is NaN.
+//! approximations of [`crate::math`] (`Pow` too, as `e^(y·ln|x|)`); `Celu` of NaN is NaN (the
+//! reference gives 0). `Relu`, `Clip`, `ThresholdedRelu` map NaN as the reference does (to 0 or
+//! the bound); `Max`/`Min` return NaN when either operand is NaN.
 
 use crate::builder::{build_kernel, counted_loop, load_lanes, mem, store_lanes, thread_range};
 use crate::math::{self, max_num, min_num, select_cmp, splat};
@@ -164,7 +164,10 @@ pub fn emit_unary(b: &mut FunctionBuilder, op: &UnaryOp, x: Value) -> Value {
 /// Whether [`emit_binary`] can emit `op`: Add, Sub, Mul, Div, Max, Min (not Pow, Mod or the
 /// logical operators).
 pub fn binary_supported(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Max | BinaryOp::Min)
+    matches!(
+        op,
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Max | BinaryOp::Min | BinaryOp::Pow
+    )
 }
 
 /// Emits `lhs op rhs` on f32x4 values. Panics on operators [`binary_supported`] refuses.
@@ -176,6 +179,7 @@ pub fn emit_binary(b: &mut FunctionBuilder, op: BinaryOp, lhs: Value, rhs: Value
         BinaryOp::Div => b.ins().fdiv(lhs, rhs),
         BinaryOp::Max => b.ins().fmax(lhs, rhs),
         BinaryOp::Min => b.ins().fmin(lhs, rhs),
+        BinaryOp::Pow => math::pow(b, lhs, rhs),
         _ => panic!("element-wise {op:?} is not supported (check binary_supported first)"),
     }
 }

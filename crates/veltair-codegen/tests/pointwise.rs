@@ -316,7 +316,7 @@ fn unsupported_layers_are_refused() {
     let refused = [
         spec(vec![1; 7], vec![vec![1; 7]], vec![]),
         spec(vec![4], vec![vec![4]], vec![PointwiseStep::Unary(UnaryOp::Sin)]),
-        spec(vec![4], vec![vec![4], vec![4]], vec![bin(BinaryOp::Pow, 1)]),
+        spec(vec![4], vec![vec![4], vec![4]], vec![bin(BinaryOp::Mod { fmod: true }, 1)]),
         spec(vec![4], vec![vec![4]], vec![bin(BinaryOp::Add, 1)]),
         spec(vec![4, 3], vec![vec![4, 3], vec![4]], vec![bin(BinaryOp::Add, 1)]),
         spec(vec![4], vec![vec![1, 4]], vec![]),
@@ -404,5 +404,30 @@ proptest! {
         }
         let opt = if speed { OptLevel::Speed } else { OptLevel::None };
         check_chain(&out, &inputs, &chain, threads, opt)?;
+    }
+}
+
+#[test]
+fn pow_follows_numpy_rules_within_tolerance() {
+    let bases = [-3.0f32, -2.0, -1.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 10.0, 1e-20, f32::INFINITY];
+    let exponents = [-3.0f32, -2.5, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 2.5, 3.0, 4.0, 7.0, 0.3];
+    let (xs, ys): (Vec<f32>, Vec<f32>) = bases.iter().flat_map(|&x| exponents.iter().map(move |&y| (x, y))).unzip();
+    let n = xs.len();
+    let spec = PointwiseSpec {
+        out_shape: vec![n],
+        inputs: vec![vec![n], vec![n]],
+        steps: vec![PointwiseStep::Binary { op: BinaryOp::Pow, input: 1, operand_first: false }],
+    };
+    let got = run(&spec, &[xs.clone(), ys.clone()], 2, OptLevel::None);
+    let (x, y) = (Tensor::from_f32(vec![n], xs.clone()).unwrap(), Tensor::from_f32(vec![n], ys.clone()).unwrap());
+    let want = veltair_ref::eval_op(&Op::Binary(BinaryOp::Pow), &[Some(&x), Some(&y)]).unwrap().remove(0);
+    let want = want.as_f32("want").unwrap();
+    assert_eq!(got.len(), want.len());
+    for i in 0..n {
+        let (g, w) = (got[i], want[i]);
+        // The documented error: about |y·ln x|·1e-7 relative.
+        let rel = 4e-7 * (1.0 + (ys[i] * xs[i].abs().ln()).abs());
+        let close = g == w || g.is_nan() && w.is_nan() || (g - w).abs() <= rel * w.abs();
+        assert!(close, "{}^{}: got {g}, want {w}", xs[i], ys[i]);
     }
 }

@@ -50,7 +50,17 @@ impl Lowerer<'_> {
         let rank = ys.len();
         let mut args = Vec::new();
         let mut shapes = Vec::new();
-        for s in &sources {
+        let mut float_sources = Vec::with_capacity(sources.len());
+        for s in sources {
+            float_sources.push(match s {
+                Source::Value(v) => match self.as_float(label, v)? {
+                    Some(tmp) => Source::Temp(tmp, Layout::Plain, self.shape(v).to_vec()),
+                    None => Source::Value(v),
+                },
+                temp => temp,
+            });
+        }
+        for s in &float_sources {
             let shape = align_rank(&self.source_shape(s), rank);
             let want = if shape.len() == 4 { layout } else { Layout::Plain };
             let arg = match s {

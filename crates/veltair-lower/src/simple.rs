@@ -14,7 +14,7 @@ use veltair_codegen::pool::{compile_global_pool, PoolKind};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
 use veltair_codegen::tiling::{describe, row_kernel};
 use veltair_exec::Storage;
-use veltair_ir::{BinaryOp, DType, Node, Op};
+use veltair_ir::{BinaryOp, DType, Node, Op, SliceAxis};
 
 impl Lowerer<'_> {
     pub fn simple(&mut self, node: &Node) -> Result<(), Fail> {
@@ -173,6 +173,21 @@ impl Lowerer<'_> {
                 let src = self.get(x, Layout::Plain)?;
                 let dst = self.define(out, Layout::Plain);
                 self.copy(&node.name, CopySpec::slice(&xs, axes)?, src, dst)
+            }
+            Op::Split { axis, sizes } => {
+                if sizes.len() != node.outputs.len() {
+                    return unsupported(format!("{} split sizes for {} outputs", sizes.len(), node.outputs.len()));
+                }
+                let xs = self.shape(x).to_vec();
+                let src = self.get(x, Layout::Plain)?;
+                let mut start = 0;
+                for (&part, &len) in node.outputs.iter().zip(sizes) {
+                    let slice = [SliceAxis { axis: *axis, start, step: 1, len }];
+                    let dst = self.define(part, Layout::Plain);
+                    self.copy(&node.name, CopySpec::slice(&xs, &slice)?, src, dst)?;
+                    start += len;
+                }
+                Ok(())
             }
             Op::Gather { axis } => {
                 let xs = self.shape(x).to_vec();

@@ -55,7 +55,7 @@ impl Lowerer<'_> {
             args.push((self.get(v, Layout::Plain)?, self.shape(v).to_vec()));
         }
         // Several inputs: (((a op b) op c) op d), each partial result in a temporary.
-        while args.len() > 2 {
+        while chained && args.len() > 2 {
             let rest = args.split_off(2);
             let shape = broadcast_shapes(&[&args[0].1, &args[1].1]).map_err(|e| Fail::Unsupported(e.to_string()))?;
             let elems = shape.iter().product::<usize>() * op.signature().1.elem().slots();
@@ -66,6 +66,18 @@ impl Lowerer<'_> {
         let dst = self.define(out, Layout::Plain);
         self.typed_step(&node.name, op, args, (dst, self.shape(out).to_vec()))?;
         Ok(true)
+    }
+
+    /// `v` converted to f32 in a temporary when it is stored as integers (a float kernel's
+    /// operand, like `Pow`'s integer exponent), else `None`.
+    pub(crate) fn as_float(&mut self, label: &str, v: ValueId) -> Result<Option<Arg>, Fail> {
+        let Some(Scalar::Int(ty)) = Scalar::of(self.graph.value(v).ty.dtype) else { return Ok(None) };
+        let shape = self.shape(v).to_vec();
+        let src = self.get(v, Layout::Plain)?;
+        let tmp = Arg::Buf(self.plan.buffer(shape.iter().product()));
+        let op = TypedOp::Cast { from: Scalar::Int(ty), to: Scalar::Float };
+        self.typed_step(label, op, vec![(src, shape.clone())], (tmp, shape))?;
+        Ok(Some(tmp))
     }
 
     fn typed_step(
