@@ -20,6 +20,7 @@ pub mod pointwise;
 pub mod pool;
 pub mod probe;
 pub mod resample;
+mod round;
 pub mod rowwise;
 mod target;
 pub mod tiling;

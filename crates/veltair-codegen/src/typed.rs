@@ -1,7 +1,7 @@
 //! Typed element-wise kernels: one operator per element over broadcast inputs whose elements
 //! are f32 (one arena slot) or i64 (two slots: every integer and boolean type), for what ONNX
 //! semantics need beyond float arithmetic: comparisons, logical operators, `Where`, casts
-//! between the two storages and integer arithmetic. Scalar code, one element at a time, outer
+//! between the two storages, rounding onto narrower float grids and integer arithmetic. Scalar code, one element at a time, outer
 //! rows split among threads (correct first; vectorising is later work).
 //!
 //! Integer results wrap to their declared width, as ONNX's (numpy's) integers do; casts from
@@ -12,6 +12,7 @@
 
 use crate::builder::{build_kernel, counted_loop, mem, thread_range};
 use crate::pointwise::{advance, nest, odometer, MAX_RANK};
+use crate::round::{emit_round, rounds_to};
 use crate::tiling::{access, elementwise_lanes, Domain, Schedule};
 use crate::{compile, CodegenError, Target};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -52,7 +53,7 @@ pub struct IntType {
 impl IntType {
     pub const BOOL: IntType = IntType { bits: 1, signed: false };
 
-    /// The integer type of `dtype`, `None` for floats and sub-byte types.
+    /// The integer type of `dtype` (4- and 2-bit integers included), `None` for floats.
     pub fn of(dtype: DType) -> Option<IntType> {
         let (bits, signed) = match dtype {
             DType::I64 => (64, true),
@@ -64,6 +65,10 @@ impl IntType {
             DType::U16 => (16, false),
             DType::U8 => (8, false),
             DType::Bool => (1, false),
+            DType::I4 => (4, true),
+            DType::U4 => (4, false),
+            DType::I2 => (2, true),
+            DType::U2 => (2, false),
             _ => return None,
         };
         Some(IntType { bits, signed })
@@ -78,9 +83,9 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    /// `None` for sub-byte types.
+    /// Floats of every width (8- and 4-bit ones hold their values as f32 too) or integers.
     pub fn of(dtype: DType) -> Option<Scalar> {
-        if dtype.is_float() {
+        if dtype.is_float() || dtype.is_narrow() && IntType::of(dtype).is_none() {
             Some(Scalar::Float)
         } else {
             IntType::of(dtype).map(Scalar::Int)
@@ -123,10 +128,17 @@ pub enum TypedOp {
     Where {
         of: Scalar,
     },
-    /// One operand of type `from` → `to` (not both floats).
+    /// One operand of type `from` → `to` (not both floats). Floats to integers of 8 bits or
+    /// more saturate; to 4- and 2-bit integers they truncate and wrap (non-finite to 0), as the
+    /// reference evaluator's casts do.
     Cast {
         from: Scalar,
         to: Scalar,
+    },
+    /// A float rounded onto the grid of the float type `to` (see [`crate::round`]).
+    Round {
+        to: DType,
+        saturate: bool,
     },
 }
 
@@ -142,6 +154,7 @@ impl TypedOp {
             TypedOp::Neg { ty } | TypedOp::Abs { ty } => (vec![Scalar::Int(ty)], Scalar::Int(ty)),
             TypedOp::Where { of } => (vec![b, of, of], of),
             TypedOp::Cast { from, to } => (vec![from], to),
+            TypedOp::Round { .. } => (vec![Scalar::Float], Scalar::Float),
         }
     }
 
@@ -159,6 +172,7 @@ impl TypedOp {
                     | BinaryOp::Min
             ),
             TypedOp::Cast { from, to } => from != Scalar::Float || to != Scalar::Float,
+            TypedOp::Round { to, .. } => rounds_to(to),
             _ => true,
         }
     }
@@ -415,6 +429,16 @@ fn emit(b: &mut FunctionBuilder, op: &TypedOp, xs: &[Value]) -> Value {
                 bool_of(b, c)
             }
             (Scalar::Float, Scalar::Int(t)) if t.bits == 64 && !t.signed => b.ins().fcvt_to_uint_sat(types::I64, xs[0]),
+            (Scalar::Float, Scalar::Int(t)) if t.bits < 8 => {
+                // Truncated and wrapped; infinities (like NaN) give 0.
+                let i = b.ins().fcvt_to_sint_sat(types::I64, xs[0]);
+                let magnitude = b.ins().fabs(xs[0]);
+                let inf = b.ins().f32const(f32::INFINITY);
+                let finite = b.ins().fcmp(FloatCC::LessThan, magnitude, inf);
+                let zero = b.ins().iconst(types::I64, 0);
+                let i = b.ins().select(finite, i, zero);
+                wrap(b, t, i)
+            }
             (Scalar::Float, Scalar::Int(t)) => {
                 // Saturating to the target's range, NaN to 0 (as the reference's `as` casts).
                 let i = b.ins().fcvt_to_sint_sat(types::I64, xs[0]);
@@ -434,5 +458,6 @@ fn emit(b: &mut FunctionBuilder, op: &TypedOp, xs: &[Value]) -> Value {
             (Scalar::Int(_), Scalar::Int(t)) => wrap(b, t, xs[0]),
             (Scalar::Float, Scalar::Float) => xs[0],
         },
+        TypedOp::Round { to, saturate } => emit_round(b, to, saturate, xs[0]),
     }
 }

@@ -1,7 +1,7 @@
 //! Typed element-wise kernels against the reference evaluator: comparisons, logical operators,
-//! integer arithmetic of every width (wrapping), `Where` and casts between float and integer
-//! storage, over random broadcast shapes, values and thread counts; division by zero never
-//! traps.
+//! integer arithmetic of every width (wrapping), `Where`, casts between float and integer
+//! storage (4- and 2-bit integers too) and rounding onto narrower float grids, over random
+//! broadcast shapes, values and thread counts; division by zero never traps.
 
 use proptest::prelude::*;
 use veltair_codegen::typed::{compile_typed, IntType, Scalar, TypedOp, TypedSpec};
@@ -135,8 +135,11 @@ proptest! {
     }
 
     #[test]
-    fn casts_match_reference(shape in prop::collection::vec(1usize..6, 1..3), from in 0usize..10, to in 0usize..10, seed in any::<u64>()) {
-        let types = [DType::F32, DType::F64, DType::I8, DType::I16, DType::I32, DType::I64, DType::U8, DType::U16, DType::Bool, DType::U32];
+    fn casts_match_reference(shape in prop::collection::vec(1usize..6, 1..3), from in 0usize..14, to in 0usize..14, seed in any::<u64>()) {
+        let types = [
+            DType::F32, DType::F64, DType::I8, DType::I16, DType::I32, DType::I64, DType::U8, DType::U16, DType::Bool,
+            DType::U32, DType::I4, DType::U4, DType::I2, DType::U2,
+        ];
         let (from, to) = (types[from], types[to]);
         prop_assume!(!(from.is_float() && to.is_float()));
         let x = tensor(from, &shape, seed, false);
@@ -167,5 +170,63 @@ fn division_by_zero_and_min_by_minus_one_do_not_trap() {
                 assert_eq!(ints[1], want, "{op:?}: MIN by -1 wraps");
             }
         }
+    }
+}
+
+/// Rounding onto the grid of `to` for `values`: the kernel's f32 results against the reference
+/// cast's, bit for bit (any NaN matches any NaN).
+fn check_rounding(to: DType, saturate: bool, values: &[f32]) {
+    let n = values.len();
+    let x = Tensor::from_f32(vec![n], values.to_vec()).unwrap();
+    let spec = TypedSpec { out_shape: vec![n], inputs: vec![vec![n]], op: TypedOp::Round { to, saturate } };
+    let got = run(&spec, std::slice::from_ref(&x), DType::F32, 2).data().to_f64_vec();
+    let want = reference(&Op::Cast { to, saturate }, &[x]).data().to_f64_vec();
+    assert_eq!(got.len(), n);
+    assert_eq!(want.len(), n);
+    for ((&v, &g), &w) in values.iter().zip(&got).zip(&want) {
+        let (g, w) = (g as f32, w as f32);
+        let same = g.to_bits() == w.to_bits() || g.is_nan() && w.is_nan();
+        assert!(same, "{to} saturate {saturate}: {v:e} ({:#x}) rounds to {g:e}, the reference to {w:e}", v.to_bits());
+    }
+}
+
+const ROUNDED_TYPES: [DType; 9] = [
+    DType::F16,
+    DType::BF16,
+    DType::F8E4M3FN,
+    DType::F8E4M3FNUZ,
+    DType::F8E5M2,
+    DType::F8E5M2FNUZ,
+    DType::F8E8M0,
+    DType::F4E2M1,
+    DType::F32,
+];
+
+#[test]
+fn rounding_specials_and_boundaries_match_reference() {
+    let mut values = vec![0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN_POSITIVE, 1e-45];
+    for m in [6.0f32, 240.0, 448.0, 464.0, 470.0, 480.0, 57344.0, 61440.0, 61441.0, 65504.0, 65519.0, 65520.0, 1e6] {
+        values.extend([m, -m, m * 1.0001, m * 0.9999]);
+    }
+    for e in -140..-100 {
+        values.push(2f32.powi(e) * 1.5);
+    }
+    for to in &ROUNDED_TYPES[..8] {
+        for saturate in [false, true] {
+            check_rounding(*to, saturate, &values);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn rounding_random_bit_patterns_matches_reference(bits in prop::collection::vec(any::<u32>(), 1..64), to in 0usize..8, saturate in any::<bool>()) {
+        let values: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+        check_rounding(ROUNDED_TYPES[to], saturate, &values);
+    }
+
+    #[test]
+    fn rounding_values_near_one_matches_reference(xs in prop::collection::vec(-8.0f32..8.0, 1..64), to in 0usize..8) {
+        check_rounding(ROUNDED_TYPES[to], false, &xs);
     }
 }

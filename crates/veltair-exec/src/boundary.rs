@@ -110,13 +110,14 @@ pub fn synthetic_input(port: &Port) -> Tensor {
     Tensor::new(port.shape.clone(), data).expect("the data has the port's element count")
 }
 
-/// Floats as elements of `dtype` (a float type), rounded as a cast to it would.
+/// Floats as elements of `dtype` (a float type), rounded as a cast to it would (without
+/// saturation: values already on the grid, as generated code leaves them, pass unchanged).
 pub(crate) fn typed_floats(dtype: DType, v: impl Iterator<Item = f64>) -> TensorData {
     match dtype {
         DType::F64 => TensorData::F64(v.collect()),
         DType::F16 => TensorData::F16(v.map(f16::from_f64).collect()),
         DType::BF16 => TensorData::BF16(v.map(bf16::from_f64).collect()),
-        d if d.is_narrow() => TensorData::Narrow(d, v.map(|x| narrow::cast(d, x, true)).collect()),
+        d if d.is_narrow() => TensorData::Narrow(d, v.map(|x| narrow::cast(d, x, false)).collect()),
         _ => TensorData::F32(v.map(|x| x as f32).collect()),
     }
 }
@@ -132,7 +133,7 @@ pub(crate) fn typed_ints(dtype: DType, v: impl Iterator<Item = i64>) -> TensorDa
         DType::U16 => TensorData::U16(v.map(|x| x as u16).collect()),
         DType::U8 => TensorData::U8(v.map(|x| x as u8).collect()),
         DType::Bool => TensorData::Bool(v.map(|x| x != 0).collect()),
-        d if d.is_narrow() => TensorData::Narrow(d, v.map(|x| narrow::cast(d, x as f64, true)).collect()),
+        d if d.is_narrow() => TensorData::Narrow(d, v.map(|x| narrow::cast(d, x as f64, false)).collect()),
         _ => TensorData::I64(v.collect()),
     }
 }

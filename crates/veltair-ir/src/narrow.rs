@@ -4,18 +4,27 @@
 
 use crate::DType;
 
-/// Layout of an 8- or 4-bit float: exponent/mantissa widths, bias, and how it encodes specials.
-struct MiniFloat {
-    exp_bits: u32,
-    mant_bits: u32,
-    bias: i32,
-    specials: Specials,
+/// Layout of a float type narrower than f32: exponent/mantissa widths, bias, and how it encodes
+/// specials. Generated code rounds onto the same grids (`veltair_codegen`'s rounding casts).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FloatFormat {
+    pub exp_bits: u32,
+    pub mant_bits: u32,
+    pub bias: i32,
+    pub specials: Specials,
     /// Largest finite value.
-    max: f64,
+    pub max: f64,
 }
 
-#[derive(PartialEq)]
-enum Specials {
+impl FloatFormat {
+    /// Exponent of the smallest normal value (below it the spacing is fixed: subnormals).
+    pub fn min_exp(&self) -> i32 {
+        1 - self.bias
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Specials {
     /// IEEE-like: all-ones exponent is inf (zero mantissa) or NaN.
     Ieee,
     /// Only the all-ones pattern (both signs) is NaN; no inf.
@@ -26,9 +35,12 @@ enum Specials {
     None,
 }
 
-fn minifloat(dtype: DType) -> Option<MiniFloat> {
-    let f = |exp_bits, mant_bits, bias, specials, max| Some(MiniFloat { exp_bits, mant_bits, bias, specials, max });
+/// The format of f16 and of the 8- and 4-bit float types (not bf16, whose grid is f32's with
+/// 16 mantissa bits dropped, nor E8M0, a bare exponent).
+pub fn float_format(dtype: DType) -> Option<FloatFormat> {
+    let f = |exp_bits, mant_bits, bias, specials, max| Some(FloatFormat { exp_bits, mant_bits, bias, specials, max });
     match dtype {
+        DType::F16 => f(5, 10, 15, Specials::Ieee, 65504.0),
         DType::F8E4M3FN => f(4, 3, 7, Specials::FiniteNan, 448.0),
         DType::F8E4M3FNUZ => f(4, 3, 8, Specials::Fnuz, 240.0),
         DType::F8E5M2 => f(5, 2, 15, Specials::Ieee, 57344.0),
@@ -64,7 +76,7 @@ fn decode(dtype: DType, code: u8) -> f32 {
             }
         }
         _ => {
-            let m = minifloat(dtype).expect("a narrow float type");
+            let m = float_format(dtype).expect("a narrow float type");
             let sign_bit = 1u8 << (m.exp_bits + m.mant_bits);
             let exp = ((code >> m.mant_bits) & ((1 << m.exp_bits) - 1)) as i32;
             let mant = (code & ((1 << m.mant_bits) - 1)) as f64;
@@ -125,13 +137,13 @@ pub fn cast(dtype: DType, x: f64, saturate: bool) -> f32 {
         }
         DType::F8E8M0 => e8m0_round_up(x as f32, saturate),
         _ => {
-            let m = minifloat(dtype).expect("a narrow float type");
+            let m = float_format(dtype).expect("a narrow float type");
             let unsigned_zero = m.specials == Specials::Fnuz;
             if x.is_nan() {
                 return if m.specials == Specials::None { -0.0 } else { f32::NAN };
             }
             let x = if saturate || m.specials == Specials::None { x.clamp(-m.max, m.max) } else { x };
-            let r = round_to_grid(x, m.mant_bits, 1 - m.bias);
+            let r = round_to_grid(x, m.mant_bits, m.min_exp());
             if r.abs() > m.max {
                 return match m.specials {
                     Specials::Ieee => r.signum() as f32 * f32::INFINITY,
@@ -172,6 +184,15 @@ mod tests {
         assert_eq!(decode(DType::F4E2M1, 0x7), 6.0);
         assert_eq!(decode(DType::I4, 0x8), -8.0);
         assert_eq!(decode(DType::I2, 0x3), -1.0);
+    }
+
+    #[test]
+    fn f16_format_rounds_as_half_does() {
+        for i in 0..20_000 {
+            let x = (i as f64 - 10_000.0) * 7.3;
+            let x = x * 2f64.powi(i % 40 - 30);
+            assert_eq!(cast(DType::F16, x, false) as f64, crate::f16::from_f64(x).to_f64(), "{x:e}");
+        }
     }
 
     #[test]

@@ -314,7 +314,7 @@ impl Lowerer<'_> {
 
     fn node(&mut self, node: &Node) -> Result<(), Fail> {
         let values = || node.inputs.iter().flatten().chain(&node.outputs).map(|&v| self.graph.value(v));
-        if let Some(v) = values().find(|v| v.ty.dtype.is_narrow()) {
+        if let Some(v) = values().find(|v| v.ty.dtype.is_narrow()).filter(|_| !matches!(node.op, Op::Cast { .. })) {
             return unsupported(format!("`{}` has the narrow element type {}", v.name, v.ty.dtype));
         }
         if self.typed(node)? {

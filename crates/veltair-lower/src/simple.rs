@@ -14,7 +14,7 @@ use veltair_codegen::pool::{compile_global_pool, PoolKind};
 use veltair_codegen::rowwise::{compile_layernorm, compile_reduce_rows, compile_softmax};
 use veltair_codegen::tiling::{describe, row_kernel};
 use veltair_exec::Storage;
-use veltair_ir::{BinaryOp, DType, Node, Op, SliceAxis};
+use veltair_ir::{BinaryOp, Node, Op, SliceAxis};
 
 impl Lowerer<'_> {
     pub fn simple(&mut self, node: &Node) -> Result<(), Fail> {
@@ -215,9 +215,6 @@ impl Lowerer<'_> {
                 Ok(())
             }
             Op::Cast { to, .. } => match (Storage::of(self.graph.value(x).ty.dtype), Storage::of(*to)) {
-                _ if matches!(to, DType::F16 | DType::BF16) && self.graph.value(x).ty.dtype != *to => {
-                    unsupported(format!("cast to {to} (rounding to it inside the graph is not generated)"))
-                }
                 (Storage::F32, Storage::F32) => {
                     let src = self.get(x, Layout::Plain)?;
                     self.alias(out, Layout::Plain, src);

@@ -1,5 +1,6 @@
 //! Lowering of the operators whose operands or results are integers or booleans, onto the typed
-//! element-wise kernel: comparisons, logical operators, `Where`, casts that change storage, and
+//! element-wise kernel: comparisons, logical operators, `Where`, casts that change storage or
+//! round onto a narrower float grid, and
 //! integer arithmetic (several inputs of `Max`/`Min`/`Sum` chained pairwise).
 
 use crate::builder::Arg;
@@ -8,7 +9,13 @@ use crate::lowerer::{unsupported, Fail, Lowerer};
 use veltair_codegen::tiling::describe;
 use veltair_codegen::typed::{compile_typed, IntType, Scalar, TypedOp, TypedSpec};
 use veltair_ir::shape::broadcast_shapes;
-use veltair_ir::{BinaryOp, Node, Op, UnaryOp, ValueId};
+use veltair_ir::{BinaryOp, DType, Node, Op, UnaryOp, ValueId};
+
+/// True when a cast from `from` to the float type `to` must round (`to` is narrower than f32
+/// and differs from `from`; every float is held as f32).
+fn rounds(from: DType, to: DType) -> bool {
+    from != to && !matches!(to, DType::F32 | DType::F64)
+}
 
 impl Lowerer<'_> {
     /// The typed operator of `node` if it needs the typed kernel (it reads or makes integers or
@@ -26,7 +33,10 @@ impl Lowerer<'_> {
             (Op::Binary(op), Some(ty)) => TypedOp::Arith { op: *op, ty },
             (Op::Unary(UnaryOp::Neg), Some(ty)) => TypedOp::Neg { ty },
             (Op::Unary(UnaryOp::Abs), Some(ty)) => TypedOp::Abs { ty },
-            (Op::Cast { .. }, _) => match (scalar(first)?, scalar(out)?) {
+            (Op::Cast { to, saturate }, _) => match (scalar(first)?, scalar(out)?) {
+                (Scalar::Float, Scalar::Float) if rounds(self.graph.value(first).ty.dtype, *to) => {
+                    TypedOp::Round { to: *to, saturate: *saturate }
+                }
                 (Scalar::Float, Scalar::Float) => return None,
                 (from, to) => TypedOp::Cast { from, to },
             },
@@ -63,8 +73,21 @@ impl Lowerer<'_> {
             self.typed_step(&node.name, op, std::mem::take(&mut args), (tmp, shape.clone()))?;
             args = [(tmp, shape)].into_iter().chain(rest).collect();
         }
+        let out_shape = self.shape(out).to_vec();
         let dst = self.define(out, Layout::Plain);
-        self.typed_step(&node.name, op, args, (dst, self.shape(out).to_vec()))?;
+        match (op, &node.op) {
+            // An integer cast to a float narrower than f32: converted, then rounded onto its grid.
+            (TypedOp::Cast { from: from @ Scalar::Int(_), to: Scalar::Float }, Op::Cast { to, saturate })
+                if rounds(self.graph.value(ins[0]).ty.dtype, *to) =>
+            {
+                let tmp = Arg::Buf(self.plan.buffer(out_shape.iter().product()));
+                let cast = TypedOp::Cast { from, to: Scalar::Float };
+                self.typed_step(&node.name, cast, args, (tmp, out_shape.clone()))?;
+                let round = TypedOp::Round { to: *to, saturate: *saturate };
+                self.typed_step(&node.name, round, vec![(tmp, out_shape.clone())], (dst, out_shape))?;
+            }
+            _ => self.typed_step(&node.name, op, args, (dst, out_shape))?,
+        }
         Ok(true)
     }
 
