@@ -57,3 +57,80 @@ fn epilogue_fusion_preserves_outputs_and_merges_layers() {
     }
     assert!(total > 50, "only {total} element-wise nodes fused across the zoo");
 }
+
+/// Values in [-1, 1) from a fixed sequence.
+fn ramp(n: usize, seed: u32) -> Vec<f32> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+        .collect()
+}
+
+/// A graph of one input `[2, 6, 11]` feeding `layers` (each given the previous output).
+fn one_d_graph(layers: &[Op]) -> veltair_ir::Graph {
+    use veltair_ir::{DType, Graph, Tensor, TensorType};
+    let mut g = Graph::default();
+    let mut x = g.add_value("x", TensorType { dtype: DType::F32, shape: vec![2, 6, 11] });
+    g.inputs.push(x);
+    for (i, op) in layers.iter().enumerate() {
+        let mut inputs = vec![Some(x)];
+        if let Op::Conv(a) | Op::ConvTranspose { conv: a, .. } = op {
+            let (cin, cout) = (g.value(x).ty.shape[1], 4);
+            let w_shape = match op {
+                Op::Conv(_) => vec![cout, cin / a.group, a.kernel[0]],
+                _ => vec![cin, cout / a.group, a.kernel[0]],
+            };
+            let w = Tensor::from_f32(w_shape.clone(), ramp(w_shape.iter().product(), i as u32)).unwrap();
+            inputs.push(Some(g.add_constant(format!("w{i}"), w)));
+            inputs.push(Some(g.add_constant(format!("b{i}"), Tensor::from_f32(vec![cout], ramp(cout, 7)).unwrap())));
+        }
+        x = g.add_node(format!("n{i}"), "layer", op.clone(), inputs, &[format!("y{i}")]).unwrap()[0];
+    }
+    g.outputs.push(x);
+    g
+}
+
+#[test]
+fn one_d_layers_recast_as_2d_keep_their_outputs() {
+    use veltair_ir::passes::lift_1d_spatial;
+    use veltair_ir::{ConvAttrs, PoolAttrs, Tensor};
+    let conv = |k: usize, s: usize, d: usize, p: (usize, usize), group: usize| ConvAttrs {
+        kernel: vec![k],
+        strides: vec![s],
+        dilations: vec![d],
+        pads_begin: vec![p.0],
+        pads_end: vec![p.1],
+        group,
+    };
+    let pool = PoolAttrs {
+        kernel: vec![3],
+        strides: vec![2],
+        dilations: vec![1],
+        pads_begin: vec![1],
+        pads_end: vec![0],
+        ceil_mode: true,
+        count_include_pad: false,
+        column_major_indices: false,
+    };
+    let chains = [
+        vec![Op::Conv(conv(3, 1, 1, (1, 1), 1)), Op::MaxPool(pool.clone())],
+        vec![Op::Conv(conv(2, 2, 2, (0, 1), 2)), Op::AveragePool(pool.clone()), Op::GlobalAveragePool],
+        vec![Op::ConvTranspose { conv: conv(3, 2, 1, (1, 0), 1), output_padding: vec![1] }, Op::GlobalMaxPool],
+    ];
+    for layers in chains {
+        let mut g = one_d_graph(&layers);
+        let x = Tensor::from_f32(vec![2, 6, 11], ramp(132, 3)).unwrap();
+        let before = veltair_ref::evaluate(&g, std::slice::from_ref(&x)).unwrap();
+        assert_eq!(lift_1d_spatial(&mut g), layers.len(), "{layers:?}");
+        let rank = |op: &Op| match op {
+            Op::Conv(a) | Op::ConvTranspose { conv: a, .. } => a.kernel.len(),
+            Op::MaxPool(a) | Op::AveragePool(a) => a.kernel.len(),
+            _ => 2,
+        };
+        assert!(g.nodes.iter().all(|n| rank(&n.op) == 2), "{layers:?}: a 1-D layer is left");
+        let after = veltair_ref::evaluate(&g, &[x]).unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].shape(), before[0].shape());
+        let c = veltair_ir::compare(&after[0], &before[0], 1e-5, 1e-6);
+        assert!(c.ok, "{layers:?}: {c:?}");
+    }
+}

@@ -6,7 +6,7 @@ use clap::Args;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use veltair_codegen::Target;
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, recognize_gelu, recognize_silu};
+use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, lift_1d_spatial, recognize_gelu, recognize_silu};
 use veltair_ir::{Graph, Tensor};
 use veltair_lower::{lower, LowerOptions, Plan};
 use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
@@ -39,6 +39,7 @@ pub struct PassCounts {
     pub silus: usize,
     pub gelus: usize,
     pub fused_nodes: usize,
+    pub lifted_1d_layers: usize,
 }
 
 /// An imported model with its backend-test data sets.
@@ -103,6 +104,7 @@ impl Loaded {
             silus: recognize_silu(&mut self.graph),
             gelus: recognize_gelu(&mut self.graph),
             fused_nodes: fuse_epilogues(&mut self.graph),
+            lifted_1d_layers: lift_1d_spatial(&mut self.graph),
         }
     }
 

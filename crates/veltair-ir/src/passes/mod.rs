@@ -1,7 +1,12 @@
 //! Graph passes: rewrites of a graph into an equivalent one that later stages prefer:
 //! BatchNormalization folded into the convolution that feeds it, `x · sigmoid(x)` recognised as
 //! one SiLU and the erf form of GELU as one GELU, and element-wise epilogues (bias, activations, residual adds, scaling) fused into
-//! the Conv/Gemm/MatMul producing their input, so that one node is one layer.
+//! the Conv/Gemm/MatMul producing their input, so that one node is one layer; layers over one
+//! spatial axis recast as 2-D ones (`lift`).
+
+mod lift;
+
+pub use lift::lift_1d_spatial;
 
 use crate::shape::broadcast_shapes;
 use crate::{BinaryOp, EpilogueStep, Graph, Node, Op, Tensor, TensorData, UnaryOp, ValueId};
