@@ -1,5 +1,6 @@
-//! Graph passes keep every committed zoo model's outputs: BatchNormalization folding removes
-//! the BN layers of the CNNs and the reference evaluator gives the same results before and after.
+//! Graph passes keep their graphs' outputs (the reference evaluator gives the same results
+//! before and after): BatchNormalization folding and epilogue fusion on the committed zoo, 1-D
+//! layers recast as 2-D and convolutions as explicit im2col on small built graphs.
 
 use veltair_ir::{passes::fold_batch_norm, Op};
 use veltair_tests::{prepare_case, small_zoo};
@@ -132,5 +133,57 @@ fn one_d_layers_recast_as_2d_keep_their_outputs() {
         assert_eq!(after[0].shape(), before[0].shape());
         let c = veltair_ir::compare(&after[0], &before[0], 1e-5, 1e-6);
         assert!(c.ok, "{layers:?}: {c:?}");
+    }
+}
+
+#[test]
+fn convolutions_as_im2col_keep_their_outputs() {
+    use veltair_ir::passes::conv_as_im2col;
+    use veltair_ir::{ConvAttrs, DType, Graph, Tensor, TensorType};
+    // (input shape, weight shape, strides, dilations, pads, group, constant weights, bias)
+    let cases = [
+        (vec![2, 4, 7, 6], vec![6, 2, 3, 2], vec![2, 1], vec![1, 2], vec![1, 0, 2, 1], 2, false, true),
+        (vec![1, 3, 9], vec![3, 1, 4], vec![1], vec![1], vec![3, 0], 3, false, false),
+        (vec![1, 2, 5, 4, 6], vec![3, 2, 2, 3, 1], vec![1, 2, 1], vec![2, 1, 1], vec![0, 1, 0, 1, 0, 2], 1, true, true),
+    ];
+    for (xs, ws, strides, dilations, pads, group, constant, bias) in cases {
+        let spatial = strides.len();
+        let attrs = ConvAttrs {
+            kernel: ws[2..].to_vec(),
+            strides,
+            dilations,
+            pads_begin: pads[..spatial].to_vec(),
+            pads_end: pads[spatial..].to_vec(),
+            group,
+        };
+        let mut g = Graph::default();
+        let x = g.add_value("x", TensorType { dtype: DType::F32, shape: xs.clone() });
+        g.inputs.push(x);
+        let w_tensor = Tensor::from_f32(ws.clone(), ramp(ws.iter().product(), 5)).unwrap();
+        let w = if constant {
+            g.add_constant("w", w_tensor.clone())
+        } else {
+            let w = g.add_value("w", TensorType { dtype: DType::F32, shape: ws.clone() });
+            g.inputs.push(w);
+            w
+        };
+        let mut inputs = vec![Some(x), Some(w)];
+        if bias {
+            inputs.push(Some(g.add_constant("b", Tensor::from_f32(vec![ws[0]], ramp(ws[0], 9)).unwrap())));
+        }
+        let y = g.add_node("conv", "Conv", Op::Conv(attrs), inputs, &["y".to_string()]).unwrap()[0];
+        g.outputs.push(y);
+        let mut feeds = vec![Tensor::from_f32(xs.clone(), ramp(xs.iter().product(), 1)).unwrap()];
+        if !constant {
+            feeds.push(w_tensor);
+        }
+        let before = veltair_ref::evaluate(&g, &feeds).unwrap();
+        assert_eq!(conv_as_im2col(&mut g), 1, "{xs:?} * {ws:?}");
+        assert!(!g.nodes.iter().any(|n| matches!(n.op, Op::Conv(_))), "the convolution is left");
+        let after = veltair_ref::evaluate(&g, &feeds).unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].shape(), before[0].shape());
+        let c = veltair_ir::compare(&after[0], &before[0], 1e-5, 1e-6);
+        assert!(c.ok, "{xs:?} * {ws:?}: {c:?}");
     }
 }

@@ -6,7 +6,9 @@ use clap::Args;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use veltair_codegen::Target;
-use veltair_ir::passes::{fold_batch_norm, fuse_epilogues, lift_1d_spatial, recognize_gelu, recognize_silu};
+use veltair_ir::passes::{
+    conv_as_im2col, fold_batch_norm, fuse_epilogues, lift_1d_spatial, recognize_gelu, recognize_silu,
+};
 use veltair_ir::{Graph, Tensor};
 use veltair_lower::{lower, LowerOptions, Plan};
 use veltair_onnx::{DataSet, ImportOptions, OnnxModel};
@@ -36,6 +38,7 @@ pub struct ModelArgs {
 /// How many nodes each graph pass changed.
 pub struct PassCounts {
     pub folded_batch_norms: usize,
+    pub im2col_convs: usize,
     pub silus: usize,
     pub gelus: usize,
     pub fused_nodes: usize,
@@ -101,6 +104,7 @@ impl Loaded {
     pub fn apply_passes(&mut self) -> PassCounts {
         PassCounts {
             folded_batch_norms: fold_batch_norm(&mut self.graph),
+            im2col_convs: conv_as_im2col(&mut self.graph),
             silus: recognize_silu(&mut self.graph),
             gelus: recognize_gelu(&mut self.graph),
             fused_nodes: fuse_epilogues(&mut self.graph),
