@@ -1,6 +1,7 @@
 //! Graph passes keep their graphs' outputs (the reference evaluator gives the same results
 //! before and after): BatchNormalization folding and epilogue fusion on the committed zoo, 1-D
-//! layers recast as 2-D and convolutions as explicit im2col on small built graphs.
+//! layers recast as 2-D, convolutions as explicit im2col and expanded normalisations on small
+//! built graphs.
 
 use veltair_ir::{passes::fold_batch_norm, Op};
 use veltair_tests::{prepare_case, small_zoo};
@@ -185,5 +186,49 @@ fn convolutions_as_im2col_keep_their_outputs() {
         assert_eq!(after[0].shape(), before[0].shape());
         let c = veltair_ir::compare(&after[0], &before[0], 1e-5, 1e-6);
         assert!(c.ok, "{xs:?} * {ws:?}: {c:?}");
+    }
+}
+
+#[test]
+fn expanded_normalisations_keep_their_outputs() {
+    use veltair_ir::passes::expand_norms;
+    use veltair_ir::{DType, Graph, Tensor, TensorType};
+    let xs = vec![2, 3, 4, 5];
+    // (operator, shapes of its parameters (all graph inputs), outputs)
+    let cases = [
+        (Op::LayerNorm { axis: 2, epsilon: 1e-5 }, vec![vec![4, 5], vec![5]], 3),
+        (Op::LayerNorm { axis: 1, epsilon: 1e-3 }, vec![vec![1, 4, 1]], 1),
+        (Op::InstanceNorm { epsilon: 1e-4 }, vec![vec![3], vec![3]], 1),
+        (Op::BatchNorm { epsilon: 1e-5 }, vec![vec![3]; 4], 1),
+    ];
+    for (op, params, outputs) in cases {
+        let mut g = Graph::default();
+        let x = g.add_value("x", TensorType { dtype: DType::F32, shape: xs.clone() });
+        g.inputs.push(x);
+        let mut feeds = vec![Tensor::from_f32(xs.clone(), ramp(xs.iter().product(), 1)).unwrap()];
+        let mut inputs = vec![Some(x)];
+        for (i, shape) in params.iter().enumerate() {
+            let p = g.add_value(format!("p{i}"), TensorType { dtype: DType::F32, shape: shape.clone() });
+            g.inputs.push(p);
+            inputs.push(Some(p));
+            // Variances (BatchNorm's input 4) must be positive.
+            let values = ramp(shape.iter().product(), i as u32)
+                .iter()
+                .map(|v| if i == 3 { v.abs() + 0.1 } else { *v })
+                .collect();
+            feeds.push(Tensor::from_f32(shape.clone(), values).unwrap());
+        }
+        let names: Vec<String> = (0..outputs).map(|i| format!("y{i}")).collect();
+        g.outputs = g.add_node("norm", "norm", op.clone(), inputs, &names).unwrap();
+        let before = veltair_ref::evaluate(&g, &feeds).unwrap();
+        assert_eq!(expand_norms(&mut g), 1, "{op:?}");
+        let after = veltair_ref::evaluate(&g, &feeds).unwrap();
+        assert_eq!(after.len(), outputs);
+        assert_eq!(before.len(), outputs);
+        for (a, b) in after.iter().zip(&before) {
+            assert_eq!(a.shape(), b.shape(), "{op:?}");
+            let c = veltair_ir::compare(a, b, 1e-4, 1e-5);
+            assert!(c.ok, "{op:?}: {c:?}");
+        }
     }
 }

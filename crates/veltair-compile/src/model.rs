@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use veltair_codegen::Target;
 use veltair_ir::passes::{
-    conv_as_im2col, fold_batch_norm, fuse_epilogues, lift_1d_spatial, recognize_gelu, recognize_silu,
+    conv_as_im2col, expand_norms, fold_batch_norm, fuse_epilogues, lift_1d_spatial, recognize_gelu, recognize_silu,
 };
 use veltair_ir::{Graph, Tensor};
 use veltair_lower::{lower, LowerOptions, Plan};
@@ -39,6 +39,7 @@ pub struct ModelArgs {
 pub struct PassCounts {
     pub folded_batch_norms: usize,
     pub im2col_convs: usize,
+    pub expanded_norms: usize,
     pub silus: usize,
     pub gelus: usize,
     pub fused_nodes: usize,
@@ -105,6 +106,7 @@ impl Loaded {
         PassCounts {
             folded_batch_norms: fold_batch_norm(&mut self.graph),
             im2col_convs: conv_as_im2col(&mut self.graph),
+            expanded_norms: expand_norms(&mut self.graph),
             silus: recognize_silu(&mut self.graph),
             gelus: recognize_gelu(&mut self.graph),
             fused_nodes: fuse_epilogues(&mut self.graph),

@@ -3,12 +3,15 @@
 //! one SiLU and the erf form of GELU as one GELU, and element-wise epilogues (bias, activations, residual adds, scaling) fused into
 //! the Conv/Gemm/MatMul producing their input, so that one node is one layer; layers over one
 //! spatial axis recast as 2-D ones (`lift`), and convolutions no generator takes as an explicit
-//! im2col and matrix product (`im2col`).
+//! im2col and matrix product (`im2col`), and normalisations no generator takes expanded into
+//! reductions and element-wise operators (`expand`).
 
+mod expand;
 mod im2col;
 mod lift;
 mod rewrite;
 
+pub use expand::expand_norms;
 pub use im2col::conv_as_im2col;
 pub use lift::lift_1d_spatial;
 
