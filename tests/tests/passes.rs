@@ -1,7 +1,7 @@
 //! Graph passes keep their graphs' outputs (the reference evaluator gives the same results
 //! before and after): BatchNormalization folding and epilogue fusion on the committed zoo, 1-D
-//! layers recast as 2-D, convolutions as explicit im2col and expanded normalisations on small
-//! built graphs.
+//! layers recast as 2-D, convolutions as explicit im2col, expanded normalisations and separated
+//! 3-D pooling on small built graphs.
 
 use veltair_ir::{passes::fold_batch_norm, Op};
 use veltair_tests::{prepare_case, small_zoo};
@@ -228,6 +228,40 @@ fn expanded_normalisations_keep_their_outputs() {
         for (a, b) in after.iter().zip(&before) {
             assert_eq!(a.shape(), b.shape(), "{op:?}");
             let c = veltair_ir::compare(a, b, 1e-4, 1e-5);
+            assert!(c.ok, "{op:?}: {c:?}");
+        }
+    }
+}
+
+#[test]
+fn three_d_pooling_separated_keeps_its_outputs() {
+    use veltair_ir::passes::pool_3d_separably;
+    use veltair_ir::{DType, Graph, PoolAttrs, Tensor, TensorType};
+    let xs = vec![1, 2, 6, 5, 7];
+    for max in [true, false] {
+        for (count_include_pad, ceil_mode) in [(false, false), (true, true), (false, true)] {
+            let attrs = PoolAttrs {
+                kernel: vec![3, 2, 3],
+                strides: vec![2, 1, 2],
+                dilations: vec![1, 2, 1],
+                pads_begin: vec![1, 0, 1],
+                pads_end: vec![1, 1, 0],
+                ceil_mode,
+                count_include_pad,
+                column_major_indices: false,
+            };
+            let op = if max { Op::MaxPool(attrs) } else { Op::AveragePool(attrs) };
+            let mut g = Graph::default();
+            let x = g.add_value("x", TensorType { dtype: DType::F32, shape: xs.clone() });
+            g.inputs.push(x);
+            g.outputs = g.add_node("pool", "pool", op.clone(), vec![Some(x)], &["y".to_string()]).unwrap();
+            let feeds = [Tensor::from_f32(xs.clone(), ramp(xs.iter().product(), 4)).unwrap()];
+            let before = veltair_ref::evaluate(&g, &feeds).unwrap();
+            assert_eq!(pool_3d_separably(&mut g), 1, "{op:?}");
+            let after = veltair_ref::evaluate(&g, &feeds).unwrap();
+            assert_eq!(after.len(), 1);
+            assert_eq!(after[0].shape(), before[0].shape(), "{op:?}");
+            let c = veltair_ir::compare(&after[0], &before[0], 1e-5, 1e-6);
             assert!(c.ok, "{op:?}: {c:?}");
         }
     }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use veltair_codegen::Target;
 use veltair_ir::passes::{
-    conv_as_im2col, expand_norms, fold_batch_norm, fuse_epilogues, lift_1d_spatial, recognize_gelu, recognize_silu,
+    conv_as_im2col, expand_norms, fold_batch_norm, fuse_epilogues, lift_1d_spatial, pool_3d_separably, recognize_gelu,
+    recognize_silu,
 };
 use veltair_ir::{Graph, Tensor};
 use veltair_lower::{lower, LowerOptions, Plan};
@@ -40,6 +41,7 @@ pub struct PassCounts {
     pub folded_batch_norms: usize,
     pub im2col_convs: usize,
     pub expanded_norms: usize,
+    pub separated_3d_pools: usize,
     pub silus: usize,
     pub gelus: usize,
     pub fused_nodes: usize,
@@ -107,6 +109,7 @@ impl Loaded {
             folded_batch_norms: fold_batch_norm(&mut self.graph),
             im2col_convs: conv_as_im2col(&mut self.graph),
             expanded_norms: expand_norms(&mut self.graph),
+            separated_3d_pools: pool_3d_separably(&mut self.graph),
             silus: recognize_silu(&mut self.graph),
             gelus: recognize_gelu(&mut self.graph),
             fused_nodes: fuse_epilogues(&mut self.graph),

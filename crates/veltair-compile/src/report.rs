@@ -94,7 +94,7 @@ impl CheckReport {
             "inputs": io(graph, &graph.inputs),
             "outputs": io(graph, &graph.outputs),
             "bound_inputs": self.bound_inputs,
-            "passes": self.passes.as_ref().map(|p| json!({"folded_batch_norms": p.folded_batch_norms, "silus": p.silus, "gelus": p.gelus, "fused_nodes": p.fused_nodes, "lifted_1d_layers": p.lifted_1d_layers, "im2col_convs": p.im2col_convs, "expanded_norms": p.expanded_norms})),
+            "passes": self.passes.as_ref().map(|p| json!({"folded_batch_norms": p.folded_batch_norms, "silus": p.silus, "gelus": p.gelus, "fused_nodes": p.fused_nodes, "lifted_1d_layers": p.lifted_1d_layers, "im2col_convs": p.im2col_convs, "expanded_norms": p.expanded_norms, "separated_3d_pools": p.separated_3d_pools})),
             "layers": layers,
             "totals": {"layers": self.layers.len(), "macs": self.total_macs(), "weight_bytes": graph.weight_bytes()},
             "data": data,
@@ -119,14 +119,15 @@ pub fn print_text(r: &CheckReport, graph: &Graph) {
     }
     if let Some(p) = &r.passes {
         println!(
-            "  passes: {} BatchNormalization folded into convolutions, {} x·sigmoid(x) made SiLU, {} erf GELUs made GELU, {} element-wise nodes fused into layers, {} 1-D layers recast as 2-D, {} convolutions as explicit im2col, {} normalisations expanded",
+            "  passes: {} BatchNormalization folded into convolutions, {} x·sigmoid(x) made SiLU, {} erf GELUs made GELU, {} element-wise nodes fused into layers, {} 1-D layers recast as 2-D, {} convolutions as explicit im2col, {} normalisations expanded, {} 3-D poolings as two 2-D ones",
             p.folded_batch_norms,
             p.silus,
             p.gelus,
             p.fused_nodes,
             p.lifted_1d_layers,
             p.im2col_convs,
-            p.expanded_norms
+            p.expanded_norms,
+            p.separated_3d_pools
         );
     }
     let name_w = r.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).clamp(4, 40);

@@ -104,9 +104,6 @@ fn lift(r: &mut Rewrite, node: &Node, op: Op) -> Result<(), IrError> {
         inputs.push(Some(r.view(v, shape)?));
     }
     let results = r.main_outputs(op, inputs, node.outputs.len())?;
-    if results.len() < node.outputs.len() {
-        return Err(IrError::shape("the 2-D layer has fewer outputs"));
-    }
     for (&result, &out) in results.iter().zip(&node.outputs) {
         if r.shape(result) != with_unit_axis(r.shape(out)) {
             return Err(IrError::shape("the 2-D layer's result is not the 1-D one's view"));

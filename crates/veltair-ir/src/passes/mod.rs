@@ -4,16 +4,18 @@
 //! the Conv/Gemm/MatMul producing their input, so that one node is one layer; layers over one
 //! spatial axis recast as 2-D ones (`lift`), and convolutions no generator takes as an explicit
 //! im2col and matrix product (`im2col`), and normalisations no generator takes expanded into
-//! reductions and element-wise operators (`expand`).
+//! reductions and element-wise operators (`expand`), and 3-D pooling as two 2-D ones (`pool3d`).
 
 mod expand;
 mod im2col;
 mod lift;
+mod pool3d;
 mod rewrite;
 
 pub use expand::expand_norms;
 pub use im2col::conv_as_im2col;
 pub use lift::lift_1d_spatial;
+pub use pool3d::pool_3d_separably;
 
 use crate::shape::broadcast_shapes;
 use crate::{BinaryOp, EpilogueStep, Graph, Node, Op, Tensor, TensorData, UnaryOp, ValueId};

@@ -43,14 +43,8 @@ impl<'g> Rewrite<'g> {
         &self.graph.value(v).ty.shape
     }
 
-    /// Appends a node computing `op` on `inputs` into new values (all its outputs).
-    pub fn node_outputs(&mut self, op: Op, inputs: Vec<Option<ValueId>>) -> Result<Vec<ValueId>, IrError> {
-        let name = format!("{}.{}", self.layer, self.nodes.len());
-        self.add(name, op, inputs)
-    }
-
-    /// Like [`Rewrite::node_outputs`] for the node that does the replaced node's work, keeping
-    /// its first `count` outputs (the ones the replaced node has) and the replaced node's name
+    /// Appends the node that does the replaced node's work, computing `op` on `inputs` into new
+    /// values: its first `count` outputs (the ones the replaced node has) and the replaced node's name
     /// (profiles and reports name layers by it).
     pub fn main_outputs(
         &mut self,
@@ -58,20 +52,31 @@ impl<'g> Rewrite<'g> {
         inputs: Vec<Option<ValueId>>,
         count: usize,
     ) -> Result<Vec<ValueId>, IrError> {
-        let mut outputs = self.add(self.layer.clone(), op, inputs)?;
-        outputs.truncate(count);
-        self.nodes.last_mut().expect("just added").outputs.truncate(count);
-        Ok(outputs)
+        self.add(self.layer.clone(), op, inputs, count)
     }
 
-    /// Appends a node computing `op` on `inputs` into one new value.
+    /// Appends a node computing `op` on `inputs` into one new value (its first output; any
+    /// others, such as MaxPool's indices, are not computed).
     pub fn node(&mut self, op: Op, inputs: Vec<Option<ValueId>>) -> Result<ValueId, IrError> {
-        Ok(self.node_outputs(op, inputs)?[0])
+        let name = format!("{}.{}", self.layer, self.nodes.len());
+        let outputs = self.add(name, op, inputs, 1)?;
+        Ok(outputs[0])
     }
 
-    fn add(&mut self, name: String, op: Op, inputs: Vec<Option<ValueId>>) -> Result<Vec<ValueId>, IrError> {
+    /// Appends a node with its first `count` outputs as new values.
+    fn add(
+        &mut self,
+        name: String,
+        op: Op,
+        inputs: Vec<Option<ValueId>>,
+        count: usize,
+    ) -> Result<Vec<ValueId>, IrError> {
         let tys: Vec<Option<&TensorType>> = inputs.iter().map(|i| i.map(|v| &self.graph.value(v).ty)).collect();
-        let out_tys = infer(&op, &tys)?;
+        let mut out_tys = infer(&op, &tys)?;
+        if out_tys.len() < count {
+            return Err(IrError::shape(format!("{count} outputs wanted, the operator has {}", out_tys.len())));
+        }
+        out_tys.truncate(count);
         let outputs: Vec<ValueId> =
             out_tys.into_iter().enumerate().map(|(i, ty)| self.graph.add_value(format!("{name}:{i}"), ty)).collect();
         self.nodes.push(Node { name, source_op: self.source_op.clone(), op, inputs, outputs: outputs.clone() });
