@@ -19,6 +19,7 @@ pub mod matmul;
 pub mod pointwise;
 pub mod pool;
 pub mod probe;
+mod remainder;
 pub mod resample;
 mod round;
 pub mod rowwise;

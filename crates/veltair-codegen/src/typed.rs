@@ -1,7 +1,8 @@
 //! Typed element-wise kernels: one operator per element over broadcast inputs whose elements
 //! are f32 (one arena slot) or i64 (two slots: every integer and boolean type), for what ONNX
 //! semantics need beyond float arithmetic: comparisons, logical operators, `Where`, casts
-//! between the two storages, rounding onto narrower float grids and integer arithmetic. Scalar code, one element at a time, outer
+//! between the two storages, rounding onto narrower float grids, float remainders and integer
+//! arithmetic. Scalar code, one element at a time, outer
 //! rows split among threads (correct first; vectorising is later work).
 //!
 //! Integer results wrap to their declared width, as ONNX's (numpy's) integers do; casts from
@@ -12,6 +13,7 @@
 
 use crate::builder::{build_kernel, counted_loop, mem, thread_range};
 use crate::pointwise::{advance, nest, odometer, MAX_RANK};
+use crate::remainder::emit_mod;
 use crate::round::{emit_round, rounds_to};
 use crate::tiling::{access, elementwise_lanes, Domain, Schedule};
 use crate::{compile, CodegenError, Target};
@@ -135,6 +137,10 @@ pub enum TypedOp {
         from: Scalar,
         to: Scalar,
     },
+    /// The remainder of two floats (see [`crate::remainder`]); `fmod` is C's convention.
+    FloatMod {
+        fmod: bool,
+    },
     /// A float rounded onto the grid of the float type `to` (see [`crate::round`]).
     Round {
         to: DType,
@@ -155,6 +161,7 @@ impl TypedOp {
             TypedOp::Where { of } => (vec![b, of, of], of),
             TypedOp::Cast { from, to } => (vec![from], to),
             TypedOp::Round { .. } => (vec![Scalar::Float], Scalar::Float),
+            TypedOp::FloatMod { .. } => (vec![Scalar::Float; 2], Scalar::Float),
         }
     }
 
@@ -459,5 +466,6 @@ fn emit(b: &mut FunctionBuilder, op: &TypedOp, xs: &[Value]) -> Value {
             (Scalar::Float, Scalar::Float) => xs[0],
         },
         TypedOp::Round { to, saturate } => emit_round(b, to, saturate, xs[0]),
+        TypedOp::FloatMod { fmod } => emit_mod(b, xs[0], xs[1], fmod),
     }
 }

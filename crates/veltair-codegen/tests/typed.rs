@@ -1,7 +1,8 @@
 //! Typed element-wise kernels against the reference evaluator: comparisons, logical operators,
 //! integer arithmetic of every width (wrapping), `Where`, casts between float and integer
-//! storage (4- and 2-bit integers too) and rounding onto narrower float grids, over random
-//! broadcast shapes, values and thread counts; division by zero never traps.
+//! storage (4- and 2-bit integers too), rounding onto narrower float grids and exact float
+//! remainders, over random broadcast shapes, values and thread counts; division by zero never
+//! traps.
 
 use proptest::prelude::*;
 use veltair_codegen::typed::{compile_typed, IntType, Scalar, TypedOp, TypedSpec};
@@ -228,5 +229,40 @@ proptest! {
     #[test]
     fn rounding_values_near_one_matches_reference(xs in prop::collection::vec(-8.0f32..8.0, 1..64), to in 0usize..8) {
         check_rounding(ROUNDED_TYPES[to], false, &xs);
+    }
+}
+
+/// Float remainders of `pairs` against the reference's, bit for bit (any NaN matches any NaN).
+fn check_remainders(pairs: &[(f32, f32)], fmod: bool) {
+    let n = pairs.len();
+    let x = Tensor::from_f32(vec![n], pairs.iter().map(|p| p.0).collect()).unwrap();
+    let y = Tensor::from_f32(vec![n], pairs.iter().map(|p| p.1).collect()).unwrap();
+    let spec = TypedSpec { out_shape: vec![n], inputs: vec![vec![n]; 2], op: TypedOp::FloatMod { fmod } };
+    let got = run(&spec, &[x.clone(), y.clone()], DType::F32, 2).data().to_f64_vec();
+    let want = reference(&Op::Binary(BinaryOp::Mod { fmod }), &[x, y]).data().to_f64_vec();
+    assert_eq!(got.len(), n);
+    assert_eq!(want.len(), n);
+    for ((&(a, b), &g), &w) in pairs.iter().zip(&got).zip(&want) {
+        let (g, w) = (g as f32, w as f32);
+        let same = g.to_bits() == w.to_bits() || g.is_nan() && w.is_nan();
+        assert!(same, "fmod {fmod}: {a:e} mod {b:e} gives {g:e}, the reference {w:e}");
+    }
+}
+
+#[test]
+fn float_remainders_of_edge_cases_match_reference() {
+    let specials =
+        [0.0, -0.0, 1.0, -1.5, 3.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, 1e-45, -2e-40, 7e30];
+    let pairs: Vec<(f32, f32)> = specials.iter().flat_map(|&a| specials.iter().map(move |&b| (a, b))).collect();
+    for fmod in [false, true] {
+        check_remainders(&pairs, fmod);
+    }
+}
+
+proptest! {
+    #[test]
+    fn float_remainders_of_random_bit_patterns_match_reference(bits in prop::collection::vec((any::<u32>(), any::<u32>()), 1..48), fmod in any::<bool>()) {
+        let pairs: Vec<(f32, f32)> = bits.iter().map(|&(a, b)| (f32::from_bits(a), f32::from_bits(b))).collect();
+        check_remainders(&pairs, fmod);
     }
 }

@@ -1,7 +1,8 @@
-//! Lowering of the operators whose operands or results are integers or booleans, onto the typed
-//! element-wise kernel: comparisons, logical operators, `Where`, casts that change storage or
-//! round onto a narrower float grid, and
-//! integer arithmetic (several inputs of `Max`/`Min`/`Sum` chained pairwise).
+//! Lowering onto the typed element-wise kernel of the operators whose operands or results are
+//! integers or booleans, and of those float operators that need scalar code: comparisons,
+//! logical operators, `Where`, casts that change storage or round onto a narrower float grid,
+//! float remainders, and integer arithmetic (several inputs of `Max`/`Min`/`Sum` chained
+//! pairwise).
 
 use crate::builder::Arg;
 use crate::layout::Layout;
@@ -30,6 +31,7 @@ impl Lowerer<'_> {
             (Op::Where, _) => TypedOp::Where { of: scalar(out)? },
             (Op::Binary(op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)), _) => TypedOp::Logical(*op),
             (Op::Unary(UnaryOp::Not), _) => TypedOp::Not,
+            (Op::Binary(BinaryOp::Mod { fmod }), None) => TypedOp::FloatMod { fmod: *fmod },
             (Op::Binary(op), Some(ty)) => TypedOp::Arith { op: *op, ty },
             (Op::Unary(UnaryOp::Neg), Some(ty)) => TypedOp::Neg { ty },
             (Op::Unary(UnaryOp::Abs), Some(ty)) => TypedOp::Abs { ty },

@@ -17,6 +17,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         "Mul" => binary(BinaryOp::Mul),
         "Div" => binary(BinaryOp::Div),
         "Pow" => binary(BinaryOp::Pow),
+        "Mod" => binary(BinaryOp::Mod { fmod: a.int_or("fmod", 0)? != 0 }),
         "And" => binary(BinaryOp::And),
         "Or" => binary(BinaryOp::Or),
         "Xor" => binary(BinaryOp::Xor),
