@@ -1,8 +1,9 @@
 //! Shape and layout operators. Reshape-like operators (Reshape, Flatten, Squeeze, Unsqueeze)
 //! become one static `Reshape`; shape producers (Shape, Size, Constant, ConstantOfShape,
-//! Range) become constants; Identity and Dropout forward their input.
+//! Range) become constants; Identity and Dropout forward their input; Trilu selects with a
+//! constant triangle mask.
 
-use super::{axis, invalid, unsupported, Lowered, NodeCtx, Produced};
+use super::{axis, invalid, unsupported, Lowered, NodeCtx, Operand, Produced};
 use crate::NodeProblem;
 use veltair_ir::shape::checked_numel;
 use veltair_ir::{DType, Op, PadMode, SliceAxis, Tensor, TensorData};
@@ -96,6 +97,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             let shape = to_sizes(&shape, "Expand shape")?;
             ctx.op(Op::Expand(shape), &[0])
         }
+        "Trilu" => trilu(ctx, a.int_or("upper", 1)? != 0)?,
         "Tile" => {
             let reps = ctx.int_list(1)?.ok_or_else(|| invalid("missing repeats"))?;
             ctx.op(Op::Tile(to_sizes(&reps, "Tile repeats")?), &[0])
@@ -125,6 +127,24 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         "Range" => range(ctx)?,
         _ => return Ok(None),
     }))
+}
+
+/// Trilu as `Where(mask, x, 0)` with the constant triangle mask over the last two axes (`k`,
+/// which must be constant, shifts the diagonal).
+fn trilu(ctx: &NodeCtx, upper: bool) -> Result<Lowered, NodeProblem> {
+    let ty = ctx.ty(0)?;
+    let rank = ty.shape.len();
+    if rank < 2 {
+        return Err(invalid(format!("Trilu needs a rank of at least 2, the input has {rank}")));
+    }
+    let k = ctx.scalar(1)?.unwrap_or(0.0) as i64;
+    let (rows, cols) = (ty.shape[rank - 2], ty.shape[rank - 1]);
+    let keep = |i: usize, j: usize| if upper { j as i64 - i as i64 >= k } else { j as i64 - i as i64 <= k };
+    let mask: Vec<bool> = (0..rows).flat_map(|i| (0..cols).map(move |j| keep(i, j))).collect();
+    let mask = Tensor::new(vec![rows, cols], TensorData::Bool(mask)).map_err(|e| invalid(e.to_string()))?;
+    let zero = Tensor::zeros(&veltair_ir::TensorType { dtype: ty.dtype, shape: Vec::new() });
+    let x = ctx.input(0).map(Operand::Value);
+    Ok(Lowered::Op { op: Op::Where, inputs: vec![Some(Operand::Constant(mask)), x, Some(Operand::Constant(zero))] })
 }
 
 fn forward(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {

@@ -102,6 +102,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "ThresholdedRelu",
     "Tile",
     "Transpose",
+    "Trilu",
     "Unsqueeze",
     "Where",
     "Xor",
