@@ -9,7 +9,7 @@ use onnx_protobuf::{tensor_shape_proto::dimension, type_proto, GraphProto, Messa
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use veltair_ir::shape::format_dims;
-use veltair_ir::{Graph, Tensor, TensorType, ValueId};
+use veltair_ir::{Graph, Op, Tensor, TensorType, ValueId};
 
 /// How to specialise a model at import.
 #[derive(Clone, Debug, Default)]
@@ -228,12 +228,9 @@ impl<'a> Importer<'a> {
     fn add_node(&mut self, index: usize, g: &GraphProto) -> Result<(), ImportError> {
         let node = &g.node[index];
         let name = label(index, &node.name);
-        let err = |problem: NodeProblem| ImportError::Node {
-            node: name.clone(),
-            op: node.op_type.clone(),
-            opset: self.opset,
-            problem,
-        };
+        let opset = self.opset;
+        let err =
+            |problem: NodeProblem| ImportError::Node { node: name.clone(), op: node.op_type.clone(), opset, problem };
         let mut inputs = Vec::with_capacity(node.input.len());
         for n in &node.input {
             inputs.push(match n.as_str() {
@@ -267,55 +264,95 @@ impl<'a> Importer<'a> {
                 }
             }
             Lowered::Op { op, inputs } => {
-                let ids: Vec<Option<ValueId>> = inputs
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, o)| {
-                        o.map(|o| match o {
-                            Operand::Value(id) => id,
-                            Operand::Constant(t) => self.graph.add_constant(format!("{name}:operand{i}"), t),
-                        })
-                    })
-                    .collect();
-                let out_tys = self.graph.infer_outputs(&op, &ids).map_err(|e| err(shape_problem(e)))?;
-                if node.output.len() > out_tys.len() {
-                    return Err(err(NodeProblem::Invalid(format!(
-                        "{} outputs declared, the operator has {}",
-                        node.output.len(),
-                        out_tys.len()
-                    ))));
-                }
-                let all_constant = ids.iter().flatten().all(|&id| self.graph.value(id).constant.is_some());
-                if all_constant {
-                    let args: Vec<Option<&Tensor>> =
-                        ids.iter().map(|i| i.and_then(|id| self.graph.value(id).constant.as_ref())).collect();
-                    let results = veltair_ref::eval_op(&op, &args).map_err(|e| err(shape_problem(e)))?;
-                    for (out, t) in node.output.iter().zip(results) {
-                        if !out.is_empty() {
-                            let id = self.graph.add_constant(out.clone(), t);
-                            self.names.insert(out.clone(), id);
-                        }
-                    }
-                } else {
-                    let out_names: Vec<String> = node
-                        .output
-                        .iter()
-                        .enumerate()
-                        .map(|(i, o)| if o.is_empty() { format!("{name}:unused{i}") } else { o.clone() })
-                        .collect();
-                    let outs = self
-                        .graph
-                        .add_node(name.clone(), node.op_type.clone(), op, ids, &out_names)
-                        .map_err(|e| err(shape_problem(e)))?;
-                    for (n, id) in node.output.iter().zip(outs) {
-                        if !n.is_empty() {
-                            self.names.insert(n.clone(), id);
-                        }
+                let ids = self.operands(&name, inputs, &[]).map_err(err)?;
+                let outs = self.emit(&name, &node.op_type, op, ids, &node.output).map_err(err)?;
+                self.name_outputs(&node.output, outs);
+            }
+            Lowered::Steps(steps) => {
+                let count = steps.len();
+                let mut results = Vec::with_capacity(count);
+                for (k, (op, inputs)) in steps.into_iter().enumerate() {
+                    let ids = self.operands(&format!("{name}:step{k}"), inputs, &results).map_err(err)?;
+                    let names = if k + 1 == count { node.output.clone() } else { vec![format!("{name}:step{k}")] };
+                    let outs = self.emit(&name, &node.op_type, op, ids, &names).map_err(err)?;
+                    if k + 1 == count {
+                        self.name_outputs(&node.output, outs);
+                    } else {
+                        results.push(outs[0].expect("an intermediate step's output is named"));
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Graph values for a converted node's operands: constants made during conversion added,
+    /// `Operand::Step(k)` taken from `steps` (the first results of a node's earlier steps).
+    fn operands(
+        &mut self,
+        name: &str,
+        inputs: Vec<Option<Operand>>,
+        steps: &[ValueId],
+    ) -> Result<Vec<Option<ValueId>>, NodeProblem> {
+        let mut ids = Vec::with_capacity(inputs.len());
+        for (i, o) in inputs.into_iter().enumerate() {
+            ids.push(match o {
+                None => None,
+                Some(Operand::Value(id)) => Some(id),
+                Some(Operand::Constant(t)) => Some(self.graph.add_constant(format!("{name}:operand{i}"), t)),
+                Some(Operand::Step(k)) => Some(*steps.get(k).ok_or_else(|| {
+                    NodeProblem::Invalid(format!("operand #{i} reads step {k}, which is not computed yet"))
+                })?),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// Adds `op` over `ids` as a node whose outputs get `outputs`' names (an empty name: an
+    /// output nothing reads), or as constants when every operand is constant. Returns the
+    /// value of each named output (`None` for an unnamed one).
+    fn emit(
+        &mut self,
+        name: &str,
+        op_type: &str,
+        op: Op,
+        ids: Vec<Option<ValueId>>,
+        outputs: &[String],
+    ) -> Result<Vec<Option<ValueId>>, NodeProblem> {
+        let out_tys = self.graph.infer_outputs(&op, &ids).map_err(shape_problem)?;
+        if outputs.len() > out_tys.len() {
+            return Err(NodeProblem::Invalid(format!(
+                "{} outputs declared, the operator has {}",
+                outputs.len(),
+                out_tys.len()
+            )));
+        }
+        if ids.iter().flatten().all(|&id| self.graph.value(id).constant.is_some()) {
+            let args: Vec<Option<&Tensor>> =
+                ids.iter().map(|i| i.and_then(|id| self.graph.value(id).constant.as_ref())).collect();
+            let results = veltair_ref::eval_op(&op, &args).map_err(shape_problem)?;
+            return Ok(outputs
+                .iter()
+                .zip(results)
+                .map(|(out, t)| (!out.is_empty()).then(|| self.graph.add_constant(out.clone(), t)))
+                .collect());
+        }
+        let out_names: Vec<String> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| if o.is_empty() { format!("{name}:unused{i}") } else { o.clone() })
+            .collect();
+        let outs = self.graph.add_node(name, op_type, op, ids, &out_names).map_err(shape_problem)?;
+        Ok(outputs.iter().zip(outs).map(|(n, id)| (!n.is_empty()).then_some(id)).collect())
+    }
+
+    /// Records the values of a node's named outputs.
+    fn name_outputs(&mut self, names: &[String], values: Vec<Option<ValueId>>) {
+        for (n, id) in names.iter().zip(values) {
+            if let Some(id) = id {
+                self.names.insert(n.clone(), id);
+            }
+        }
     }
 
     fn add_outputs(&mut self, g: &GraphProto) -> Result<(), ImportError> {

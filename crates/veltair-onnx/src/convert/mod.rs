@@ -2,6 +2,7 @@
 //! resolved here from constants (or from attributes in older opsets) into static attributes.
 
 mod elementwise;
+mod functions;
 mod layout;
 mod nn;
 mod reduce_resize;
@@ -29,6 +30,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
     "ConvTranspose",
     "Cos",
+    "DepthToSpace",
     "Div",
     "Dropout",
     "Elu",
@@ -68,6 +70,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Or",
     "Pad",
     "Pow",
+    "RMSNormalization",
     "Range",
     "Reciprocal",
     "ReduceL1",
@@ -93,6 +96,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Softmax",
     "Softplus",
     "Softsign",
+    "SpaceToDepth",
     "Split",
     "Sqrt",
     "Squeeze",
@@ -112,14 +116,19 @@ pub const SUPPORTED_OPS: &[&str] = &[
 pub enum Lowered {
     /// An IR operator over these inputs.
     Op { op: Op, inputs: Vec<Option<Operand>> },
+    /// Several IR operators (the operator's function body, inlined): each over operands and
+    /// earlier steps' first results ([`Operand::Step`]); the node's outputs are the last step's.
+    Steps(Vec<(Op, Vec<Option<Operand>>)>),
     /// Outputs known without an operator: existing values (Identity) or constants (Shape).
     Values(Vec<Produced>),
 }
 
-/// An operator input: an existing value, or a constant made during conversion.
+/// An operator input: an existing value, a constant made during conversion, or (in
+/// [`Lowered::Steps`]) the first result of an earlier step.
 pub enum Operand {
     Value(ValueId),
     Constant(Tensor),
+    Step(usize),
 }
 
 /// One output of a node that needs no operator.
@@ -208,6 +217,9 @@ impl<'a> NodeCtx<'a> {
 pub fn convert(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let op = ctx.node.op_type.as_str();
     if let Some(l) = elementwise::convert(op, ctx)? {
+        return Ok(l);
+    }
+    if let Some(l) = functions::convert(op, ctx)? {
         return Ok(l);
     }
     if let Some(l) = nn::convert(op, ctx)? {
