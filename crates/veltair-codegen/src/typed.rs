@@ -114,7 +114,8 @@ pub enum TypedOp {
     Logical(BinaryOp),
     /// Not of one bool.
     Not,
-    /// `Add`, `Sub`, `Mul`, `Div`, `Mod`, `Max` or `Min` of two integers of `ty`.
+    /// `Add`, `Sub`, `Mul`, `Div`, `Mod`, `Max`, `Min`, bitwise `And`/`Or`/`Xor` or a shift
+    /// of two integers of `ty`.
     Arith {
         op: BinaryOp,
         ty: IntType,
@@ -177,6 +178,11 @@ impl TypedOp {
                     | BinaryOp::Mod { .. }
                     | BinaryOp::Max
                     | BinaryOp::Min
+                    | BinaryOp::And
+                    | BinaryOp::Or
+                    | BinaryOp::Xor
+                    | BinaryOp::ShiftLeft
+                    | BinaryOp::ShiftRight
             ),
             TypedOp::Cast { from, to } => from != Scalar::Float || to != Scalar::Float,
             TypedOp::Round { to, .. } => rounds_to(to),
@@ -373,6 +379,19 @@ fn divide(b: &mut FunctionBuilder, x: Value, y: Value, signed: bool, remainder: 
     b.ins().select(by_zero, zero, q)
 }
 
+/// `x << y` or `x >> y` (arithmetic for signed types) within `ty`'s width: an amount of the
+/// width or more, or a negative one, shifts every bit out (0, or -1 for a right shift of a
+/// negative number). Cranelift's shifts take the amount modulo 64, hence the selection.
+fn shift(b: &mut FunctionBuilder, x: Value, y: Value, ty: IntType, left: bool) -> Value {
+    let in_range = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, y, i64::from(ty.bits));
+    let (shifted, out) = match (left, ty.signed) {
+        (true, _) => (b.ins().ishl(x, y), b.ins().iconst(types::I64, 0)),
+        (false, true) => (b.ins().sshr(x, y), b.ins().sshr_imm_s(x, 63)),
+        (false, false) => (b.ins().ushr(x, y), b.ins().iconst(types::I64, 0)),
+    };
+    b.ins().select(in_range, shifted, out)
+}
+
 fn emit(b: &mut FunctionBuilder, op: &TypedOp, xs: &[Value]) -> Value {
     match *op {
         TypedOp::Compare { op, of: Scalar::Float } => {
@@ -408,6 +427,10 @@ fn emit(b: &mut FunctionBuilder, op: &TypedOp, xs: &[Value]) -> Value {
                         b.ins().select(fix, sum, r)
                     }
                 }
+                BinaryOp::And => b.ins().band(x, y),
+                BinaryOp::Or => b.ins().bor(x, y),
+                BinaryOp::Xor => b.ins().bxor(x, y),
+                BinaryOp::ShiftLeft | BinaryOp::ShiftRight => shift(b, x, y, ty, op == BinaryOp::ShiftLeft),
                 BinaryOp::Max if ty.signed => b.ins().smax(x, y),
                 BinaryOp::Max => b.ins().umax(x, y),
                 BinaryOp::Min if ty.signed => b.ins().smin(x, y),

@@ -1,8 +1,8 @@
 //! Typed element-wise kernels against the reference evaluator: comparisons, logical operators,
-//! integer arithmetic of every width (wrapping), `Where`, casts between float and integer
-//! storage (4- and 2-bit integers too), rounding onto narrower float grids and exact float
-//! remainders, over random broadcast shapes, values and thread counts; division by zero never
-//! traps.
+//! integer arithmetic of every width (wrapping; bitwise operators and shifts too), `Where`,
+//! casts between float and integer storage (4- and 2-bit integers too), rounding onto narrower
+//! float grids and exact float remainders, over random broadcast shapes, values and thread
+//! counts; division by zero never traps.
 
 use proptest::prelude::*;
 use veltair_codegen::typed::{compile_typed, IntType, Scalar, TypedOp, TypedSpec};
@@ -99,10 +99,12 @@ proptest! {
     }
 
     #[test]
-    fn integer_arithmetic_wraps_like_reference((out, sa, sb) in shapes(), t in 0usize..8, op in 0usize..8, seed in any::<u64>(), threads in 1usize..4) {
+    fn integer_arithmetic_wraps_like_reference((out, sa, sb) in shapes(), t in 0usize..8, op in 0usize..13, seed in any::<u64>(), threads in 1usize..4) {
         let dtype = INTS[t];
+        // Divisors and shift amounts span -30..=30: negative, in range and past the width.
         let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Mod { fmod: false },
-            BinaryOp::Mod { fmod: true }, BinaryOp::Max, BinaryOp::Min][op];
+            BinaryOp::Mod { fmod: true }, BinaryOp::Max, BinaryOp::Min, BinaryOp::And, BinaryOp::Or, BinaryOp::Xor,
+            BinaryOp::ShiftLeft, BinaryOp::ShiftRight][op];
         // Products of the largest values wrap in the narrow types.
         let scale = reference(&Op::Cast { to: dtype, saturate: false }, &[Tensor::from_i64(vec![], vec![9]).unwrap()]);
         let a = reference(&Op::Binary(BinaryOp::Mul), &[tensor(dtype, &sa, seed, false), scale]);

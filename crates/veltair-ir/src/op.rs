@@ -44,9 +44,13 @@ pub enum BinaryOp {
     Mod {
         fmod: bool,
     },
+    /// Logical on bools, bitwise on integers.
     And,
     Or,
     Xor,
+    /// Integer shifts; a shift by the width or more gives 0.
+    ShiftLeft,
+    ShiftRight,
 }
 
 /// Comparisons producing bool.

@@ -29,7 +29,9 @@ impl Lowerer<'_> {
         Some(match (&node.op, int_out) {
             (Op::Compare(op), _) => TypedOp::Compare { op: *op, of: scalar(first)? },
             (Op::Where, _) => TypedOp::Where { of: scalar(out)? },
-            (Op::Binary(op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)), _) => TypedOp::Logical(*op),
+            (Op::Binary(op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)), Some(IntType::BOOL)) => {
+                TypedOp::Logical(*op)
+            }
             (Op::Unary(UnaryOp::Not), _) => TypedOp::Not,
             (Op::Binary(BinaryOp::Mod { fmod }), None) => TypedOp::FloatMod { fmod: *fmod },
             (Op::Binary(op), Some(ty)) => TypedOp::Arith { op: *op, ty },

@@ -42,8 +42,8 @@ macro_rules! float_arith {
                             r
                         }
                     }
-                    BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
-                        return Err(IrError::value("logical operator on floats"))
+                    BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::ShiftLeft | BinaryOp::ShiftRight => {
+                        return Err(IrError::value("bitwise operator on floats"))
                     }
                 })
             }
@@ -86,8 +86,16 @@ macro_rules! int_arith {
                             r
                         }
                     }
-                    BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
-                        return Err(IrError::value("logical operator on integers"))
+                    BinaryOp::And => a & b,
+                    BinaryOp::Or => a | b,
+                    BinaryOp::Xor => a ^ b,
+                    // A shift by the width or more (or a negative amount) shifts every bit out:
+                    // 0, or for a right shift of a negative number (arithmetic) -1.
+                    BinaryOp::ShiftLeft => u32::try_from(b).ok().and_then(|s| a.checked_shl(s)).unwrap_or(0),
+                    BinaryOp::ShiftRight => {
+                        #[allow(unused_comparisons)]
+                        let fill = if a < 0 { !0 } else { 0 };
+                        u32::try_from(b).ok().and_then(|s| a.checked_shr(s)).unwrap_or(fill)
                     }
                 })
             }

@@ -1,10 +1,11 @@
 //! Element-wise operators: arithmetic (with the pre-opset-7 `broadcast`/`axis` form),
-//! comparisons, logic, unary math, Clip (attributes before opset 11, inputs after), Cast.
+//! comparisons, logic, bitwise operators and shifts, unary math, Clip (attributes before
+//! opset 11, inputs after), Cast.
 
 use super::{invalid, unsupported, Lowered, NodeCtx, Operand, Produced};
 use crate::tensor_proto::{dtype_of, onnx_type_name};
 use crate::NodeProblem;
-use veltair_ir::{BinaryOp, CompareOp, Op, UnaryOp};
+use veltair_ir::{BinaryOp, CompareOp, Op, Tensor, UnaryOp};
 
 pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> {
     let a = &ctx.attrs;
@@ -21,6 +22,24 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         "And" => binary(BinaryOp::And),
         "Or" => binary(BinaryOp::Or),
         "Xor" => binary(BinaryOp::Xor),
+        "BitwiseAnd" => binary(BinaryOp::And),
+        "BitwiseOr" => binary(BinaryOp::Or),
+        "BitwiseXor" => binary(BinaryOp::Xor),
+        "BitwiseNot" => {
+            // x XOR all-ones (-1 cast to x's type wraps to it).
+            let ones = Tensor::from_i64(Vec::new(), vec![-1]).map_err(|e| invalid(e.to_string()))?;
+            let cast = Op::Cast { to: ctx.ty(0)?.dtype, saturate: false };
+            let x = ctx.input(0).map(Operand::Value);
+            Ok(Some(Lowered::Steps(vec![
+                (cast, vec![Some(Operand::Constant(ones))]),
+                (Op::Binary(BinaryOp::Xor), vec![x, Some(Operand::Step(0))]),
+            ])))
+        }
+        "BitShift" => match a.string_or("direction", "")?.as_str() {
+            "LEFT" => binary(BinaryOp::ShiftLeft),
+            "RIGHT" => binary(BinaryOp::ShiftRight),
+            other => Err(invalid(format!("BitShift direction must be LEFT or RIGHT, is {other:?}"))),
+        },
         "Max" => Ok(Some(ctx.op_all(Op::Binary(BinaryOp::Max)))),
         "Min" => Ok(Some(ctx.op_all(Op::Binary(BinaryOp::Min)))),
         "Sum" => Ok(Some(ctx.op_all(Op::Binary(BinaryOp::Add)))),
