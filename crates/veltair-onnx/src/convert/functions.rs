@@ -1,11 +1,13 @@
 //! Operators ONNX defines as functions of other operators, inlined as IR steps so the
 //! reference evaluator and the lowering see only operators they have: DepthToSpace and
 //! SpaceToDepth (a reshape, a transpose, a reshape), RMSNormalization (`x / sqrt(mean(x²) + ε)
-//! · scale` over the trailing axes from `axis`).
+//! · scale` over the trailing axes from `axis`), GroupNormalization, LpNormalization, IsNaN,
+//! IsInf, PRelu, Shrink, Swish and Mish. Constants take the input's element type through a
+//! `Cast` step (folded at import).
 
 use super::{axis, invalid, Lowered, NodeCtx, Operand};
 use crate::NodeProblem;
-use veltair_ir::{BinaryOp, Op, ReduceOp, Tensor, UnaryOp};
+use veltair_ir::{BinaryOp, CompareOp, Op, ReduceOp, Tensor, UnaryOp};
 
 pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> {
     let a = &ctx.attrs;
@@ -19,8 +21,110 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             space_to_depth(ctx, block(ctx)?, crd)?
         }
         "RMSNormalization" => rms_norm(ctx, a.int_or("axis", -1)?, a.float_or("epsilon", 1e-5)?)?,
+        "GroupNormalization" => group_norm(ctx, a.int("num_groups")?, a.float_or("epsilon", 1e-5)?)?,
+        "LpNormalization" => {
+            let op = match a.int_or("p", 2)? {
+                1 => ReduceOp::L1,
+                2 => ReduceOp::L2,
+                p => return Err(invalid(format!("LpNormalization's p must be 1 or 2, is {p}"))),
+            };
+            let ax = axis(a.int_or("axis", -1)?, ctx.ty(0)?.shape.len())?;
+            // A zero norm (an all-zero slice) gives zeros, not 0/0.
+            Lowered::Steps(vec![
+                (Op::Reduce { op, axes: vec![ax], keepdims: true }, vec![x(ctx)]),
+                (Op::Binary(BinaryOp::Div), vec![x(ctx), step(0)]),
+                constant(ctx, 0.0)?,
+                (Op::Compare(CompareOp::Equal), vec![step(0), step(2)]),
+                (Op::Where, vec![step(3), step(2), step(1)]),
+            ])
+        }
+        "IsNaN" => Lowered::Steps(vec![
+            (Op::Compare(CompareOp::Equal), vec![x(ctx), x(ctx)]),
+            (Op::Unary(UnaryOp::Not), vec![step(0)]),
+        ]),
+        "IsInf" => {
+            let (negative, positive) = (a.int_or("detect_negative", 1)? != 0, a.int_or("detect_positive", 1)? != 0);
+            let (operand, target) = match (negative, positive) {
+                (true, true) => (Some((Op::Unary(UnaryOp::Abs), vec![x(ctx)])), f32::INFINITY),
+                (false, true) => (None, f32::INFINITY),
+                (true, false) => (None, f32::NEG_INFINITY),
+                // Detecting neither: nothing equals NaN.
+                (false, false) => (None, f32::NAN),
+            };
+            let mut steps = vec![constant(ctx, target)?];
+            let compared = match operand {
+                Some(abs) => {
+                    steps.push(abs);
+                    step(1)
+                }
+                None => x(ctx),
+            };
+            steps.push((Op::Compare(CompareOp::Equal), vec![compared, step(0)]));
+            Lowered::Steps(steps)
+        }
+        "PRelu" => {
+            // Before opset 7 the slope runs along the channel axis; since, it broadcasts.
+            let shape = &ctx.ty(0)?.shape;
+            let mut channel_view = vec![1; shape.len().saturating_sub(1)];
+            if let Some(c) = channel_view.first_mut() {
+                *c = ctx.ty(1)?.numel();
+            }
+            let legacy = ctx.opset < 7 && shape.len() > 2 && ctx.ty(1)?.shape.len() == 1;
+            let slope = ctx.input(1).map(Operand::Value);
+            let view = if legacy { channel_view } else { ctx.ty(1)?.shape.clone() };
+            let slope_view = (Op::Reshape(view), vec![slope]);
+            Lowered::Steps(vec![
+                slope_view,
+                constant(ctx, 0.0)?,
+                (Op::Compare(CompareOp::Less), vec![x(ctx), step(1)]),
+                (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(0)]),
+                (Op::Where, vec![step(2), step(3), x(ctx)]),
+            ])
+        }
+        "Shrink" => {
+            let (bias, lambd) = (a.float_or("bias", 0.0)?, a.float_or("lambd", 0.5)?);
+            Lowered::Steps(vec![
+                constant(ctx, -lambd)?,
+                constant(ctx, lambd)?,
+                constant(ctx, bias)?,
+                constant(ctx, 0.0)?,
+                (Op::Compare(CompareOp::Less), vec![x(ctx), step(0)]),
+                (Op::Compare(CompareOp::Greater), vec![x(ctx), step(1)]),
+                (Op::Binary(BinaryOp::Add), vec![x(ctx), step(2)]),
+                (Op::Binary(BinaryOp::Sub), vec![x(ctx), step(2)]),
+                (Op::Where, vec![step(5), step(7), step(3)]),
+                (Op::Where, vec![step(4), step(6), step(8)]),
+            ])
+        }
+        "Swish" => Lowered::Steps(vec![
+            constant(ctx, a.float_or("alpha", 1.0)?)?,
+            (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(0)]),
+            (Op::Unary(UnaryOp::Sigmoid), vec![step(1)]),
+            (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(2)]),
+        ]),
+        "Mish" => Lowered::Steps(vec![
+            (Op::Unary(UnaryOp::Softplus), vec![x(ctx)]),
+            (Op::Unary(UnaryOp::Tanh), vec![step(0)]),
+            (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(1)]),
+        ]),
         _ => return Ok(None),
     }))
+}
+
+/// Input 0 as an operand.
+fn x(ctx: &NodeCtx) -> Option<Operand> {
+    ctx.input(0).map(Operand::Value)
+}
+
+/// The first result of step `k`.
+fn step(k: usize) -> Option<Operand> {
+    Some(Operand::Step(k))
+}
+
+/// A step making the scalar `v` in input 0's element type.
+fn constant(ctx: &NodeCtx, v: f32) -> Result<(Op, Vec<Option<Operand>>), NodeProblem> {
+    let t = Tensor::from_f32(Vec::new(), vec![v]).map_err(|e| invalid(e.to_string()))?;
+    Ok((Op::Cast { to: ctx.ty(0)?.dtype, saturate: false }, vec![Some(Operand::Constant(t))]))
 }
 
 fn block(ctx: &NodeCtx) -> Result<usize, NodeProblem> {
@@ -40,11 +144,10 @@ fn image(ctx: &NodeCtx) -> Result<[usize; 4], NodeProblem> {
 
 /// Reshape, Transpose, Reshape of input 0.
 fn shuffle(ctx: &NodeCtx, split: Vec<usize>, perm: Vec<usize>, merged: Vec<usize>) -> Lowered {
-    let x = ctx.input(0).map(Operand::Value);
     Lowered::Steps(vec![
-        (Op::Reshape(split), vec![x]),
-        (Op::Transpose(perm), vec![Some(Operand::Step(0))]),
-        (Op::Reshape(merged), vec![Some(Operand::Step(1))]),
+        (Op::Reshape(split), vec![x(ctx)]),
+        (Op::Transpose(perm), vec![step(0)]),
+        (Op::Reshape(merged), vec![step(1)]),
     ])
 }
 
@@ -72,20 +175,65 @@ fn space_to_depth(ctx: &NodeCtx, b: usize, crd: bool) -> Result<Lowered, NodePro
 }
 
 fn rms_norm(ctx: &NodeCtx, ax: i64, epsilon: f32) -> Result<Lowered, NodeProblem> {
-    let ty = ctx.ty(0)?;
-    let first = axis(ax, ty.shape.len())?;
-    let x = || ctx.input(0).map(Operand::Value);
-    let step = |k: usize| Some(Operand::Step(k));
-    let eps = Tensor::from_f32(Vec::new(), vec![epsilon]).map_err(|e| invalid(e.to_string()))?;
-    let binary = |op| Op::Binary(op);
+    let rank = ctx.ty(0)?.shape.len();
+    let first = axis(ax, rank)?;
     Ok(Lowered::Steps(vec![
-        (binary(BinaryOp::Mul), vec![x(), x()]),
-        (Op::Reduce { op: ReduceOp::Mean, axes: (first..ty.shape.len()).collect(), keepdims: true }, vec![step(0)]),
-        (Op::Cast { to: ty.dtype, saturate: false }, vec![Some(Operand::Constant(eps))]),
-        (binary(BinaryOp::Add), vec![step(1), step(2)]),
+        (Op::Binary(BinaryOp::Mul), vec![x(ctx), x(ctx)]),
+        (Op::Reduce { op: ReduceOp::Mean, axes: (first..rank).collect(), keepdims: true }, vec![step(0)]),
+        constant(ctx, epsilon)?,
+        (Op::Binary(BinaryOp::Add), vec![step(1), step(2)]),
         (Op::Unary(UnaryOp::Sqrt), vec![step(3)]),
         (Op::Unary(UnaryOp::Reciprocal), vec![step(4)]),
-        (binary(BinaryOp::Mul), vec![x(), step(5)]),
-        (binary(BinaryOp::Mul), vec![step(6), ctx.input(1).map(Operand::Value)]),
+        (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(5)]),
+        (Op::Binary(BinaryOp::Mul), vec![step(6), ctx.input(1).map(Operand::Value)]),
     ]))
+}
+
+/// Mean and variance over each group of channels (with the spatial axes), then the scale and
+/// bias per channel (opset 21) or per group (opset 18, whose parameters have `G` elements).
+fn group_norm(ctx: &NodeCtx, groups: Option<i64>, epsilon: f32) -> Result<Lowered, NodeProblem> {
+    let shape = ctx.ty(0)?.shape.clone();
+    let g = groups.filter(|&g| g >= 1).ok_or_else(|| invalid("num_groups must be a positive integer"))? as usize;
+    if shape.len() < 2 || !shape[1].is_multiple_of(g) {
+        return Err(invalid(format!("{g} groups do not divide the channels of {shape:?}")));
+    }
+    let (n, c) = (shape[0], shape[1]);
+    let per_group: usize = shape[1..].iter().product::<usize>() / g;
+    let param = |i: usize| ctx.input(i).map(Operand::Value);
+    let numel = |i: usize| ctx.ty(i).map(|t| t.numel());
+    let (param_shape, grouped) = if numel(1)? == c && numel(2)? == c {
+        let mut s = vec![1; shape.len() - 1];
+        s[0] = c;
+        (s, false)
+    } else if numel(1)? == g && numel(2)? == g {
+        (vec![g, 1], true)
+    } else {
+        return Err(invalid(format!("scale and bias must have {c} (or {g}) elements")));
+    };
+    let reduce = Op::Reduce { op: ReduceOp::Mean, axes: vec![2], keepdims: true };
+    let mut steps = vec![
+        (Op::Reshape(vec![n, g, per_group]), vec![x(ctx)]),
+        (reduce.clone(), vec![step(0)]),
+        (Op::Binary(BinaryOp::Sub), vec![step(0), step(1)]),
+        (Op::Binary(BinaryOp::Mul), vec![step(2), step(2)]),
+        (reduce, vec![step(3)]),
+        constant(ctx, epsilon)?,
+        (Op::Binary(BinaryOp::Add), vec![step(4), step(5)]),
+        (Op::Unary(UnaryOp::Sqrt), vec![step(6)]),
+        (Op::Unary(UnaryOp::Reciprocal), vec![step(7)]),
+        (Op::Binary(BinaryOp::Mul), vec![step(2), step(8)]),
+        (Op::Reshape(param_shape.clone()), vec![param(1)]),
+        (Op::Reshape(param_shape), vec![param(2)]),
+    ];
+    // Steps 10 and 11 are the scale and bias; 9 the normalised groups.
+    if grouped {
+        steps.push((Op::Binary(BinaryOp::Mul), vec![step(9), step(10)]));
+        steps.push((Op::Binary(BinaryOp::Add), vec![step(12), step(11)]));
+        steps.push((Op::Reshape(shape), vec![step(13)]));
+    } else {
+        steps.push((Op::Reshape(shape), vec![step(9)]));
+        steps.push((Op::Binary(BinaryOp::Mul), vec![step(12), step(10)]));
+        steps.push((Op::Binary(BinaryOp::Add), vec![step(13), step(11)]));
+    }
+    Ok(Lowered::Steps(steps))
 }
