@@ -268,17 +268,30 @@ impl<'a> Importer<'a> {
                 let outs = self.emit(&name, &node.op_type, op, ids, &node.output).map_err(err)?;
                 self.name_outputs(&node.output, outs);
             }
-            Lowered::Steps(steps) => {
-                let count = steps.len();
-                let mut results = Vec::with_capacity(count);
+            Lowered::Steps { steps, outputs } => {
+                // A step that is an output is named after it; the others after the node.
+                let output_of = |k: usize| {
+                    outputs.iter().zip(&node.output).find_map(|(o, n)| {
+                        (matches!(o, Operand::Step(s) if *s == k) && !n.is_empty()).then(|| n.clone())
+                    })
+                };
+                let mut results = Vec::with_capacity(steps.len());
                 for (k, (op, inputs)) in steps.into_iter().enumerate() {
                     let ids = self.operands(&format!("{name}:step{k}"), inputs, &results).map_err(err)?;
-                    let names = if k + 1 == count { node.output.clone() } else { vec![format!("{name}:step{k}")] };
+                    let names = [output_of(k).unwrap_or_else(|| format!("{name}:step{k}"))];
                     let outs = self.emit(&name, &node.op_type, op, ids, &names).map_err(err)?;
-                    if k + 1 == count {
-                        self.name_outputs(&node.output, outs);
-                    } else {
-                        results.push(outs[0].expect("an intermediate step's output is named"));
+                    results.push(outs[0].expect("a step's result is named"));
+                }
+                for (o, n) in outputs.into_iter().zip(&node.output) {
+                    let id = match o {
+                        Operand::Step(k) => results.get(k).copied(),
+                        Operand::Value(id) => Some(id),
+                        Operand::Constant(t) => Some(self.graph.add_constant(n.clone(), t)),
+                    };
+                    let id =
+                        id.ok_or_else(|| err(NodeProblem::Invalid(format!("output '{n}' reads a missing step"))))?;
+                    if !n.is_empty() {
+                        self.names.insert(n.clone(), id);
                     }
                 }
             }

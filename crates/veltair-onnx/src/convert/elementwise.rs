@@ -30,7 +30,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             let ones = Tensor::from_i64(Vec::new(), vec![-1]).map_err(|e| invalid(e.to_string()))?;
             let cast = Op::Cast { to: ctx.ty(0)?.dtype, saturate: false };
             let x = ctx.input(0).map(Operand::Value);
-            Ok(Some(Lowered::Steps(vec![
+            Ok(Some(Lowered::chain(vec![
                 (cast, vec![Some(Operand::Constant(ones))]),
                 (Op::Binary(BinaryOp::Xor), vec![x, Some(Operand::Step(0))]),
             ])))

@@ -30,7 +30,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             };
             let ax = axis(a.int_or("axis", -1)?, ctx.ty(0)?.shape.len())?;
             // A zero norm (an all-zero slice) gives zeros, not 0/0.
-            Lowered::Steps(vec![
+            Lowered::chain(vec![
                 (Op::Reduce { op, axes: vec![ax], keepdims: true }, vec![x(ctx)]),
                 (Op::Binary(BinaryOp::Div), vec![x(ctx), step(0)]),
                 constant(ctx, 0.0)?,
@@ -38,7 +38,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
                 (Op::Where, vec![step(3), step(2), step(1)]),
             ])
         }
-        "IsNaN" => Lowered::Steps(vec![
+        "IsNaN" => Lowered::chain(vec![
             (Op::Compare(CompareOp::Equal), vec![x(ctx), x(ctx)]),
             (Op::Unary(UnaryOp::Not), vec![step(0)]),
         ]),
@@ -60,7 +60,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
                 None => x(ctx),
             };
             steps.push((Op::Compare(CompareOp::Equal), vec![compared, step(0)]));
-            Lowered::Steps(steps)
+            Lowered::chain(steps)
         }
         "PRelu" => {
             // Before opset 7 the slope runs along the channel axis; since, it broadcasts.
@@ -73,7 +73,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             let slope = ctx.input(1).map(Operand::Value);
             let view = if legacy { channel_view } else { ctx.ty(1)?.shape.clone() };
             let slope_view = (Op::Reshape(view), vec![slope]);
-            Lowered::Steps(vec![
+            Lowered::chain(vec![
                 slope_view,
                 constant(ctx, 0.0)?,
                 (Op::Compare(CompareOp::Less), vec![x(ctx), step(1)]),
@@ -83,7 +83,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         }
         "Shrink" => {
             let (bias, lambd) = (a.float_or("bias", 0.0)?, a.float_or("lambd", 0.5)?);
-            Lowered::Steps(vec![
+            Lowered::chain(vec![
                 constant(ctx, -lambd)?,
                 constant(ctx, lambd)?,
                 constant(ctx, bias)?,
@@ -96,13 +96,13 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
                 (Op::Where, vec![step(4), step(6), step(8)]),
             ])
         }
-        "Swish" => Lowered::Steps(vec![
+        "Swish" => Lowered::chain(vec![
             constant(ctx, a.float_or("alpha", 1.0)?)?,
             (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(0)]),
             (Op::Unary(UnaryOp::Sigmoid), vec![step(1)]),
             (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(2)]),
         ]),
-        "Mish" => Lowered::Steps(vec![
+        "Mish" => Lowered::chain(vec![
             (Op::Unary(UnaryOp::Softplus), vec![x(ctx)]),
             (Op::Unary(UnaryOp::Tanh), vec![step(0)]),
             (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(1)]),
@@ -144,7 +144,7 @@ fn image(ctx: &NodeCtx) -> Result<[usize; 4], NodeProblem> {
 
 /// Reshape, Transpose, Reshape of input 0.
 fn shuffle(ctx: &NodeCtx, split: Vec<usize>, perm: Vec<usize>, merged: Vec<usize>) -> Lowered {
-    Lowered::Steps(vec![
+    Lowered::chain(vec![
         (Op::Reshape(split), vec![x(ctx)]),
         (Op::Transpose(perm), vec![step(0)]),
         (Op::Reshape(merged), vec![step(1)]),
@@ -177,7 +177,7 @@ fn space_to_depth(ctx: &NodeCtx, b: usize, crd: bool) -> Result<Lowered, NodePro
 fn rms_norm(ctx: &NodeCtx, ax: i64, epsilon: f32) -> Result<Lowered, NodeProblem> {
     let rank = ctx.ty(0)?.shape.len();
     let first = axis(ax, rank)?;
-    Ok(Lowered::Steps(vec![
+    Ok(Lowered::chain(vec![
         (Op::Binary(BinaryOp::Mul), vec![x(ctx), x(ctx)]),
         (Op::Reduce { op: ReduceOp::Mean, axes: (first..rank).collect(), keepdims: true }, vec![step(0)]),
         constant(ctx, epsilon)?,
@@ -235,5 +235,5 @@ fn group_norm(ctx: &NodeCtx, groups: Option<i64>, epsilon: f32) -> Result<Lowere
         steps.push((Op::Binary(BinaryOp::Mul), vec![step(12), step(10)]));
         steps.push((Op::Binary(BinaryOp::Add), vec![step(13), step(11)]));
     }
-    Ok(Lowered::Steps(steps))
+    Ok(Lowered::chain(steps))
 }

@@ -1,6 +1,7 @@
 //! Per-operator conversion of ONNX nodes into IR operators. Operands that fix shapes are
 //! resolved here from constants (or from attributes in older opsets) into static attributes.
 
+mod attention;
 mod elementwise;
 mod functions;
 mod layout;
@@ -17,6 +18,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Abs",
     "Add",
     "And",
+    "Attention",
     "AveragePool",
     "BatchNormalization",
     "BitShift",
@@ -130,14 +132,24 @@ pub enum Lowered {
     /// An IR operator over these inputs.
     Op { op: Op, inputs: Vec<Option<Operand>> },
     /// Several IR operators (the operator's function body, inlined): each over operands and
-    /// earlier steps' first results ([`Operand::Step`]); the node's outputs are the last step's.
-    Steps(Vec<(Op, Vec<Option<Operand>>)>),
+    /// earlier steps' first results ([`Operand::Step`]); output `i` of the node is `outputs[i]`
+    /// (a step's first result or an existing value).
+    Steps { steps: Vec<(Op, Vec<Option<Operand>>)>, outputs: Vec<Operand> },
     /// Outputs known without an operator: existing values (Identity) or constants (Shape).
     Values(Vec<Produced>),
 }
 
+impl Lowered {
+    /// Steps whose last step's first result is the node's one output.
+    pub fn chain(steps: Vec<(Op, Vec<Option<Operand>>)>) -> Lowered {
+        let last = steps.len().saturating_sub(1);
+        Lowered::Steps { steps, outputs: vec![Operand::Step(last)] }
+    }
+}
+
 /// An operator input: an existing value, a constant made during conversion, or (in
 /// [`Lowered::Steps`]) the first result of an earlier step.
+#[derive(Clone)]
 pub enum Operand {
     Value(ValueId),
     Constant(Tensor),
@@ -230,6 +242,9 @@ impl<'a> NodeCtx<'a> {
 pub fn convert(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let op = ctx.node.op_type.as_str();
     if let Some(l) = elementwise::convert(op, ctx)? {
+        return Ok(l);
+    }
+    if let Some(l) = attention::convert(op, ctx)? {
         return Ok(l);
     }
     if let Some(l) = functions::convert(op, ctx)? {
