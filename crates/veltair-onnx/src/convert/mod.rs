@@ -5,6 +5,7 @@ mod attention;
 mod elementwise;
 mod functions;
 mod layout;
+mod loss;
 mod nn;
 mod reduce_resize;
 
@@ -78,6 +79,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Mod",
     "Mul",
     "Neg",
+    "NegativeLogLikelihoodLoss",
     "Not",
     "Or",
     "PRelu",
@@ -108,6 +110,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Size",
     "Slice",
     "Softmax",
+    "SoftmaxCrossEntropyLoss",
     "Softplus",
     "Softsign",
     "SpaceToDepth",
@@ -245,6 +248,9 @@ pub fn convert(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
         return Ok(l);
     }
     if let Some(l) = attention::convert(op, ctx)? {
+        return Ok(l);
+    }
+    if let Some(l) = loss::convert(op, ctx)? {
         return Ok(l);
     }
     if let Some(l) = functions::convert(op, ctx)? {
