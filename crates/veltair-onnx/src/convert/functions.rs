@@ -2,12 +2,13 @@
 //! reference evaluator and the lowering see only operators they have: DepthToSpace and
 //! SpaceToDepth (a reshape, a transpose, a reshape), RMSNormalization (`x / sqrt(mean(x²) + ε)
 //! · scale` over the trailing axes from `axis`), GroupNormalization, LpNormalization, IsNaN,
-//! IsInf, PRelu, Shrink, Swish and Mish. Constants take the input's element type through a
+//! IsInf, PRelu, Shrink, Swish and Mish, GatherElements (a gather from the flattened data at
+//! computed flat indices). Constants take the input's element type through a
 //! `Cast` step (folded at import).
 
 use super::{axis, invalid, Lowered, NodeCtx, Operand};
 use crate::NodeProblem;
-use veltair_ir::{BinaryOp, CompareOp, Op, ReduceOp, Tensor, UnaryOp};
+use veltair_ir::{BinaryOp, CompareOp, DType, Op, ReduceOp, Tensor, UnaryOp};
 
 pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> {
     let a = &ctx.attrs;
@@ -102,6 +103,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             (Op::Unary(UnaryOp::Sigmoid), vec![step(1)]),
             (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(2)]),
         ]),
+        "GatherElements" => gather_elements(ctx, a.int_or("axis", 0)?)?,
         "Mish" => Lowered::chain(vec![
             (Op::Unary(UnaryOp::Softplus), vec![x(ctx)]),
             (Op::Unary(UnaryOp::Tanh), vec![step(0)]),
@@ -236,4 +238,52 @@ fn group_norm(ctx: &NodeCtx, groups: Option<i64>, epsilon: f32) -> Result<Lowere
         steps.push((Op::Binary(BinaryOp::Add), vec![step(13), step(11)]));
     }
     Ok(Lowered::chain(steps))
+}
+
+/// `out[p] = data[p with axis `ax` replaced by idx[p]]` as a gather from the flattened data at
+/// `idx' · stride + base[p]`, where `idx'` is the index made non-negative (ONNX counts negative
+/// indices from the end) and `base[p]` the flat offset of `p`'s other coordinates.
+fn gather_elements(ctx: &NodeCtx, ax: i64) -> Result<Lowered, NodeProblem> {
+    let (dt, it) = (ctx.ty(0)?.clone(), ctx.ty(1)?.clone());
+    let rank = dt.shape.len();
+    let ax = axis(ax, rank)?;
+    if it.shape.len() != rank || it.dtype.is_float() {
+        return Err(invalid(format!("indices {it} do not fit data {dt}")));
+    }
+    if it.shape.iter().zip(&dt.shape).enumerate().any(|(r, (&i, &d))| r != ax && i > d) {
+        return Err(invalid(format!("indices {:?} exceed the data {:?} off the axis", it.shape, dt.shape)));
+    }
+    let mut strides = vec![1usize; rank];
+    for r in (0..rank.saturating_sub(1)).rev() {
+        strides[r] = strides[r + 1] * dt.shape[r + 1];
+    }
+    let n: usize = it.shape.iter().product();
+    let base: Vec<i64> = (0..n)
+        .map(|flat| {
+            let mut rest = flat;
+            let mut offset = 0;
+            for r in (0..rank).rev() {
+                let c = rest % it.shape[r];
+                rest /= it.shape[r];
+                if r != ax {
+                    offset += c * strides[r];
+                }
+            }
+            offset as i64
+        })
+        .collect();
+    let fail = |e: veltair_ir::IrError| invalid(e.to_string());
+    let scalar = |v: usize| Tensor::from_i64(Vec::new(), vec![v as i64]).map_err(fail);
+    let idx = ctx.input(1).map(Operand::Value);
+    let constant = |t: Tensor| Some(Operand::Constant(t));
+    Ok(Lowered::chain(vec![
+        (Op::Cast { to: DType::I64, saturate: false }, vec![idx]),
+        (Op::Compare(CompareOp::Less), vec![step(0), constant(scalar(0)?)]),
+        (Op::Binary(BinaryOp::Add), vec![step(0), constant(scalar(dt.shape[ax])?)]),
+        (Op::Where, vec![step(1), step(2), step(0)]),
+        (Op::Binary(BinaryOp::Mul), vec![step(3), constant(scalar(strides[ax])?)]),
+        (Op::Binary(BinaryOp::Add), vec![step(4), constant(Tensor::from_i64(it.shape.clone(), base).map_err(fail)?)]),
+        (Op::Reshape(vec![dt.numel()]), vec![x(ctx)]),
+        (Op::Gather { axis: 0 }, vec![step(6), step(5)]),
+    ]))
 }
