@@ -26,7 +26,7 @@ use veltair_ir::{BinaryOp, UnaryOp};
 use veltair_load::MachineCode;
 
 /// Highest output rank the broadcast kernel accepts.
-pub const MAX_RANK: usize = 6;
+pub const MAX_RANK: usize = 8;
 
 /// Whether [`emit_unary`] can emit `op` (every operator but `Sin`, `Cos` and `Not`).
 pub fn unary_supported(op: &UnaryOp) -> bool {
