@@ -60,6 +60,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         "Abs" => unary(UnaryOp::Abs),
         "Sign" => unary(UnaryOp::Sign),
         "Floor" => unary(UnaryOp::Floor),
+        "Round" => unary(UnaryOp::Round),
         "Ceil" => unary(UnaryOp::Ceil),
         "Sin" => unary(UnaryOp::Sin),
         "Cos" => unary(UnaryOp::Cos),

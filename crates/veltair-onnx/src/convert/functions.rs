@@ -2,7 +2,8 @@
 //! reference evaluator and the lowering see only operators they have: DepthToSpace and
 //! SpaceToDepth (a reshape, a transpose, a reshape), RMSNormalization (`x / sqrt(mean(x²) + ε)
 //! · scale` over the trailing axes from `axis`), GroupNormalization, LpNormalization, IsNaN,
-//! IsInf, PRelu, Shrink, Swish and Mish, GatherElements (a gather from the flattened data at
+//! IsInf, PRelu, Shrink, Swish and Mish, EyeLike, OneHot (a comparison with the class indices),
+//! GatherElements (a gather from the flattened data at
 //! computed flat indices). Constants take the input's element type through a
 //! `Cast` step (folded at import).
 
@@ -103,6 +104,20 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             (Op::Unary(UnaryOp::Sigmoid), vec![step(1)]),
             (Op::Binary(BinaryOp::Mul), vec![x(ctx), step(2)]),
         ]),
+        "EyeLike" => {
+            let shape = ctx.ty(0)?.shape.clone();
+            let [rows, cols] = shape[..] else { return Err(invalid(format!("EyeLike needs a 2-D input, has {shape:?}"))) };
+            let k = a.int_or("k", 0)?;
+            let to = match a.int("dtype")? {
+                Some(code) => DType::from_onnx_code(code as i32)
+                    .ok_or_else(|| invalid(format!("element type code {code} is not supported")))?,
+                None => ctx.ty(0)?.dtype,
+            };
+            let eye = (0..rows).flat_map(|i| (0..cols).map(move |j| if j as i64 - i as i64 == k { 1.0 } else { 0.0 }));
+            let eye = Tensor::from_f32(shape.clone(), eye.collect()).map_err(|e| invalid(e.to_string()))?;
+            Lowered::chain(vec![(Op::Cast { to, saturate: false }, vec![Some(Operand::Constant(eye))])])
+        }
+        "OneHot" => one_hot(ctx, a.int_or("axis", -1)?)?,
         "GatherElements" => gather_elements(ctx, a.int_or("axis", 0)?)?,
         "Mish" => Lowered::chain(vec![
             (Op::Unary(UnaryOp::Softplus), vec![x(ctx)]),
@@ -238,6 +253,39 @@ fn group_norm(ctx: &NodeCtx, groups: Option<i64>, epsilon: f32) -> Result<Lowere
         steps.push((Op::Binary(BinaryOp::Add), vec![step(13), step(11)]));
     }
     Ok(Lowered::chain(steps))
+}
+
+/// `out[…, j, …] = values[1]` where `j` (on `axis`) is the index (negative ones counted from the
+/// end of `depth`), else `values[0]`; indices outside `[-depth, depth)` select nothing.
+fn one_hot(ctx: &NodeCtx, ax: i64) -> Result<Lowered, NodeProblem> {
+    let it = ctx.ty(0)?.clone();
+    let depth = ctx.scalar(1)?.ok_or_else(|| invalid("depth is missing"))?;
+    if !(depth >= 1.0 && depth.fract() == 0.0) {
+        return Err(invalid(format!("depth must be a positive integer, is {depth}")));
+    }
+    let depth = depth as usize;
+    let ax = axis(ax, it.shape.len() + 1)?;
+    let mut viewed = it.shape.clone();
+    viewed.insert(ax, 1);
+    let mut iota_shape = vec![1; viewed.len()];
+    iota_shape[ax] = depth;
+    let fail = |e: veltair_ir::IrError| invalid(e.to_string());
+    let int = |v: i64, shape: Vec<usize>, n: usize| -> Result<Option<Operand>, NodeProblem> {
+        let t = if n == 1 && shape.is_empty() { Tensor::from_i64(shape, vec![v]) } else { Tensor::from_i64(shape, (0..n as i64).collect()) };
+        Ok(Some(Operand::Constant(t.map_err(fail)?)))
+    };
+    let values = ctx.input(2).map(Operand::Value);
+    Ok(Lowered::chain(vec![
+        (Op::Cast { to: DType::I64, saturate: false }, vec![x(ctx)]),
+        (Op::Compare(CompareOp::Less), vec![step(0), int(0, Vec::new(), 1)?]),
+        (Op::Binary(BinaryOp::Add), vec![step(0), int(depth as i64, Vec::new(), 1)?]),
+        (Op::Where, vec![step(1), step(2), step(0)]),
+        (Op::Reshape(viewed), vec![step(3)]),
+        (Op::Compare(CompareOp::Equal), vec![step(4), int(0, iota_shape, depth)?]),
+        (Op::Gather { axis: 0 }, vec![values.clone(), int(0, Vec::new(), 1)?]),
+        (Op::Gather { axis: 0 }, vec![values, int(1, Vec::new(), 1)?]),
+        (Op::Where, vec![step(5), step(7), step(6)]),
+    ]))
 }
 
 /// `out[p] = data[p with axis `ax` replaced by idx[p]]` as a gather from the flattened data at
