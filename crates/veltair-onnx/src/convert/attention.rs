@@ -5,7 +5,7 @@
 //! `× V`, heads merged back. Outputs: Y, present key and value, and the QK product at the stage
 //! `qk_matmul_output_mode` names. An external cache (`nonpad_kv_seqlen`) is refused.
 
-use super::{invalid, unsupported, Lowered, NodeCtx, Operand};
+use super::{invalid, unsupported, Body, Lowered, NodeCtx, Operand};
 use crate::NodeProblem;
 use veltair_ir::{BinaryOp, CompareOp, DType, Op, PadMode, ReduceOp, Tensor, UnaryOp};
 
@@ -14,36 +14,6 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         return Ok(None);
     }
     attention(ctx).map(Some)
-}
-
-/// The steps under construction.
-struct Body {
-    steps: Vec<(Op, Vec<Option<Operand>>)>,
-    dtype: DType,
-}
-
-impl Body {
-    fn push(&mut self, op: Op, inputs: Vec<Operand>) -> Operand {
-        self.steps.push((op, inputs.into_iter().map(Some).collect()));
-        Operand::Step(self.steps.len() - 1)
-    }
-
-    fn binary(&mut self, op: BinaryOp, a: Operand, b: Operand) -> Operand {
-        self.push(Op::Binary(op), vec![a, b])
-    }
-
-    fn unary(&mut self, op: UnaryOp, a: Operand) -> Operand {
-        self.push(Op::Unary(op), vec![a])
-    }
-
-    /// A constant in the computation's element type (made f32, cast, folded at import).
-    fn constant(&mut self, t: Tensor) -> Operand {
-        self.push(Op::Cast { to: self.dtype, saturate: false }, vec![Operand::Constant(t)])
-    }
-
-    fn scalar(&mut self, v: f32) -> Result<Operand, NodeProblem> {
-        Ok(self.constant(Tensor::from_f32(Vec::new(), vec![v]).map_err(|e| invalid(e.to_string()))?))
-    }
 }
 
 /// Shapes of the 4-D (batch, heads, sequence, head size) operands.
@@ -71,7 +41,7 @@ fn attention(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     if !qt.dtype.is_float() {
         return Err(invalid(format!("Attention over {}", qt.dtype)));
     }
-    let mut body = Body { steps: Vec::new(), dtype: qt.dtype };
+    let mut body = Body::new(qt.dtype);
     let rank = qt.shape.len();
     let (mut q, mut k, mut v) = (value(0)?, value(1)?, value(2)?);
     let heads = match rank {
@@ -185,7 +155,7 @@ fn attention(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
         y = body.push(Op::Transpose(vec![0, 2, 1, 3]), vec![y]);
         y = body.push(Op::Reshape(vec![heads.batch, heads.q_len, heads.q_heads * heads.v_head]), vec![y]);
     }
-    Ok(Lowered::Steps { steps: body.steps, outputs: vec![y, present_key, present_value, qk_output] })
+    Ok(body.finish(vec![y, present_key, present_value, qk_output]))
 }
 
 /// The additive bias over `[…, q_len, kv_len + past_len]`: the mask (a bool one as 0/-inf),

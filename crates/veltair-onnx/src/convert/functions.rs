@@ -106,7 +106,9 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
         ]),
         "EyeLike" => {
             let shape = ctx.ty(0)?.shape.clone();
-            let [rows, cols] = shape[..] else { return Err(invalid(format!("EyeLike needs a 2-D input, has {shape:?}"))) };
+            let [rows, cols] = shape[..] else {
+                return Err(invalid(format!("EyeLike needs a 2-D input, has {shape:?}")));
+            };
             let k = a.int_or("k", 0)?;
             let to = match a.int("dtype")? {
                 Some(code) => DType::from_onnx_code(code as i32)
@@ -271,7 +273,11 @@ fn one_hot(ctx: &NodeCtx, ax: i64) -> Result<Lowered, NodeProblem> {
     iota_shape[ax] = depth;
     let fail = |e: veltair_ir::IrError| invalid(e.to_string());
     let int = |v: i64, shape: Vec<usize>, n: usize| -> Result<Option<Operand>, NodeProblem> {
-        let t = if n == 1 && shape.is_empty() { Tensor::from_i64(shape, vec![v]) } else { Tensor::from_i64(shape, (0..n as i64).collect()) };
+        let t = if n == 1 && shape.is_empty() {
+            Tensor::from_i64(shape, vec![v])
+        } else {
+            Tensor::from_i64(shape, (0..n as i64).collect())
+        };
         Ok(Some(Operand::Constant(t.map_err(fail)?)))
     };
     let values = ctx.input(2).map(Operand::Value);

@@ -3,45 +3,28 @@
 //! rather than by a gather: `loss = -Σ_c [t = c] · x[c] · w[c]`, zero where the target is
 //! `ignore_index`; `mean` divides the sum by the selected weights' sum, as the reference does.
 
-use super::{axis, invalid, Lowered, NodeCtx, Operand};
+use super::{axis, invalid, Body, Lowered, NodeCtx, Operand};
 use crate::NodeProblem;
-use veltair_ir::{BinaryOp, CompareOp, DType, Op, ReduceOp, Tensor, UnaryOp};
+use veltair_ir::{BinaryOp, CompareOp, Op, ReduceOp, Tensor, UnaryOp};
 
 pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> {
     Ok(Some(match op {
         "NegativeLogLikelihoodLoss" => {
-            let mut body = Body::default();
+            let mut body = Body::new(ctx.ty(0)?.dtype);
             let x = ctx.input(0).map(Operand::Value).ok_or_else(|| invalid("input is missing"))?;
             let loss = nll(ctx, &mut body, x)?;
-            Lowered::Steps { steps: body.steps, outputs: vec![loss] }
+            body.finish(vec![loss])
         }
         "SoftmaxCrossEntropyLoss" => {
-            let mut body = Body::default();
+            let mut body = Body::new(ctx.ty(0)?.dtype);
             let scores = ctx.input(0).map(Operand::Value).ok_or_else(|| invalid("scores are missing"))?;
             axis(1, ctx.ty(0)?.shape.len())?;
             let log_prob = body.push(Op::Softmax { axis: 1, log: true, coerce_2d: false }, vec![scores]);
             let loss = nll(ctx, &mut body, log_prob.clone())?;
-            Lowered::Steps { steps: body.steps, outputs: vec![loss, log_prob] }
+            body.finish(vec![loss, log_prob])
         }
         _ => return Ok(None),
     }))
-}
-
-#[derive(Default)]
-struct Body {
-    steps: Vec<(Op, Vec<Option<Operand>>)>,
-}
-
-impl Body {
-    fn push(&mut self, op: Op, inputs: Vec<Operand>) -> Operand {
-        self.steps.push((op, inputs.into_iter().map(Some).collect()));
-        Operand::Step(self.steps.len() - 1)
-    }
-
-    /// A constant converted to `dtype` (folded at import).
-    fn constant(&mut self, t: Tensor, dtype: DType) -> Operand {
-        self.push(Op::Cast { to: dtype, saturate: false }, vec![Operand::Constant(t)])
-    }
 }
 
 /// The loss of log-probabilities `x` (`[N, C, d…]`) against targets (input 1, `[N, d…]`) with
@@ -62,18 +45,18 @@ fn nll(ctx: &NodeCtx, body: &mut Body, x: Operand) -> Result<Operand, NodeProble
     let mut class_shape = vec![1; rank];
     class_shape[1] = classes;
     let indices = Tensor::from_i64(class_shape.clone(), (0..classes as i64).collect()).map_err(fail)?;
-    let indices = body.constant(indices, tt.dtype);
+    let indices = body.constant_as(indices, tt.dtype);
     let mut target_shape = tt.shape.clone();
     target_shape.insert(1, 1);
     let t = body.push(Op::Reshape(target_shape), vec![Operand::Value(ctx.input(1).expect("typed above"))]);
     let mut one_hot = body.push(Op::Compare(CompareOp::Equal), vec![t.clone(), indices]);
     if let Some(ignore) = a.int("ignore_index")? {
-        let ignore = body.constant(Tensor::from_i64(Vec::new(), vec![ignore]).map_err(fail)?, tt.dtype);
+        let ignore = body.constant_as(Tensor::from_i64(Vec::new(), vec![ignore]).map_err(fail)?, tt.dtype);
         let ignored = body.push(Op::Compare(CompareOp::Equal), vec![t, ignore]);
         let kept = body.push(Op::Unary(UnaryOp::Not), vec![ignored]);
         one_hot = body.push(Op::Binary(BinaryOp::And), vec![one_hot, kept]);
     }
-    let zero = body.constant(Tensor::from_f32(Vec::new(), vec![0.0]).map_err(fail)?, xt.dtype);
+    let zero = body.scalar(0.0)?;
     let per_class = |body: &mut Body, v: Operand| {
         let chosen = body.push(Op::Where, vec![one_hot.clone(), v, zero.clone()]);
         body.push(Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keepdims: false }, vec![chosen])

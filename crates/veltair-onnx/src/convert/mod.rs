@@ -1,6 +1,7 @@
 //! Per-operator conversion of ONNX nodes into IR operators. Operands that fix shapes are
 //! resolved here from constants (or from attributes in older opsets) into static attributes.
 
+mod arg;
 mod attention;
 mod elementwise;
 mod functions;
@@ -12,13 +13,15 @@ mod reduce_resize;
 use crate::attrs::Attrs;
 use crate::NodeProblem;
 use onnx_protobuf::NodeProto;
-use veltair_ir::{Graph, Op, Tensor, TensorType, ValueId};
+use veltair_ir::{BinaryOp, DType, Graph, Op, Tensor, TensorType, UnaryOp, ValueId};
 
 /// Every ONNX operator (default domain) the importer converts.
 pub const SUPPORTED_OPS: &[&str] = &[
     "Abs",
     "Add",
     "And",
+    "ArgMax",
+    "ArgMin",
     "Attention",
     "AveragePool",
     "BatchNormalization",
@@ -60,6 +63,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "GroupNormalization",
     "HardSigmoid",
     "HardSwish",
+    "Hardmax",
     "Identity",
     "InstanceNormalization",
     "IsInf",
@@ -144,6 +148,53 @@ pub enum Lowered {
     Steps { steps: Vec<(Op, Vec<Option<Operand>>)>, outputs: Vec<Operand> },
     /// Outputs known without an operator: existing values (Identity) or constants (Shape).
     Values(Vec<Produced>),
+}
+
+/// A function body under construction: steps whose results later steps read by index, with
+/// constants made in the element type `dtype`.
+pub struct Body {
+    pub steps: Vec<(Op, Vec<Option<Operand>>)>,
+    pub dtype: DType,
+}
+
+impl Body {
+    pub fn new(dtype: DType) -> Body {
+        Body { steps: Vec::new(), dtype }
+    }
+
+    /// Appends a step; returns its first result.
+    pub fn push(&mut self, op: Op, inputs: Vec<Operand>) -> Operand {
+        self.steps.push((op, inputs.into_iter().map(Some).collect()));
+        Operand::Step(self.steps.len() - 1)
+    }
+
+    pub fn binary(&mut self, op: BinaryOp, a: Operand, b: Operand) -> Operand {
+        self.push(Op::Binary(op), vec![a, b])
+    }
+
+    pub fn unary(&mut self, op: UnaryOp, a: Operand) -> Operand {
+        self.push(Op::Unary(op), vec![a])
+    }
+
+    /// `t` converted to `to` (folded at import).
+    pub fn constant_as(&mut self, t: Tensor, to: DType) -> Operand {
+        self.push(Op::Cast { to, saturate: false }, vec![Operand::Constant(t)])
+    }
+
+    /// `t` in the body's element type.
+    pub fn constant(&mut self, t: Tensor) -> Operand {
+        self.constant_as(t, self.dtype)
+    }
+
+    /// The scalar `v` in the body's element type.
+    pub fn scalar(&mut self, v: f32) -> Result<Operand, NodeProblem> {
+        Ok(self.constant(Tensor::from_f32(Vec::new(), vec![v]).map_err(|e| invalid(e.to_string()))?))
+    }
+
+    /// The node, with output `i` being `outputs[i]`.
+    pub fn finish(self, outputs: Vec<Operand>) -> Lowered {
+        Lowered::Steps { steps: self.steps, outputs }
+    }
 }
 
 impl Lowered {
@@ -249,6 +300,9 @@ impl<'a> NodeCtx<'a> {
 pub fn convert(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let op = ctx.node.op_type.as_str();
     if let Some(l) = elementwise::convert(op, ctx)? {
+        return Ok(l);
+    }
+    if let Some(l) = arg::convert(op, ctx)? {
         return Ok(l);
     }
     if let Some(l) = attention::convert(op, ctx)? {
