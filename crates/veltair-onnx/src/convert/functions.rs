@@ -2,12 +2,12 @@
 //! reference evaluator and the lowering see only operators they have: DepthToSpace and
 //! SpaceToDepth (a reshape, a transpose, a reshape), RMSNormalization (`x / sqrt(mean(x²) + ε)
 //! · scale` over the trailing axes from `axis`), GroupNormalization, LpNormalization, IsNaN,
-//! IsInf, PRelu, Shrink, Swish and Mish, EyeLike, OneHot (a comparison with the class indices),
+//! IsInf, PRelu, Shrink, Swish and Mish, CumSum (a product with a triangle of ones), EyeLike, OneHot (a comparison with the class indices),
 //! GatherElements (a gather from the flattened data at
 //! computed flat indices). Constants take the input's element type through a
 //! `Cast` step (folded at import).
 
-use super::{axis, invalid, Lowered, NodeCtx, Operand};
+use super::{axis, invalid, unsupported, Lowered, NodeCtx, Operand};
 use crate::NodeProblem;
 use veltair_ir::{BinaryOp, CompareOp, DType, Op, ReduceOp, Tensor, UnaryOp};
 
@@ -120,6 +120,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             Lowered::chain(vec![(Op::Cast { to, saturate: false }, vec![Some(Operand::Constant(eye))])])
         }
         "OneHot" => one_hot(ctx, a.int_or("axis", -1)?)?,
+        "CumSum" => cum_sum(ctx, a.int_or("exclusive", 0)? != 0, a.int_or("reverse", 0)? != 0)?,
         "GatherElements" => gather_elements(ctx, a.int_or("axis", 0)?)?,
         "Mish" => Lowered::chain(vec![
             (Op::Unary(UnaryOp::Softplus), vec![x(ctx)]),
@@ -255,6 +256,39 @@ fn group_norm(ctx: &NodeCtx, groups: Option<i64>, epsilon: f32) -> Result<Lowere
         steps.push((Op::Binary(BinaryOp::Add), vec![step(13), step(11)]));
     }
     Ok(Lowered::chain(steps))
+}
+
+/// Running sums along the axis (input 1, constant) as `x · T` with the axis moved last and
+/// `T[i, j] = 1` where `i` counts into `j`'s sum (`i ≤ j`; `<` when exclusive; reversed
+/// with `reverse`), computed in f32. Integer inputs are refused (f32 sums are not exact).
+fn cum_sum(ctx: &NodeCtx, exclusive: bool, reverse: bool) -> Result<Lowered, NodeProblem> {
+    let xt = ctx.ty(0)?.clone();
+    if !xt.dtype.is_float() {
+        return Err(unsupported(format!("CumSum over {} (it is computed in f32)", xt.dtype)));
+    }
+    let rank = xt.shape.len();
+    let ax = axis(ctx.scalar(1)?.ok_or_else(|| invalid("the axis is missing"))? as i64, rank)?;
+    let n = xt.shape[ax];
+    let counts = |i: usize, j: usize| match (exclusive, reverse) {
+        (false, false) => i <= j,
+        (true, false) => i < j,
+        (false, true) => i >= j,
+        (true, true) => i > j,
+    };
+    let tri = (0..n).flat_map(|i| (0..n).map(move |j| if counts(i, j) { 1.0 } else { 0.0 }));
+    let tri = Tensor::from_f32(vec![n, n], tri.collect()).map_err(|e| invalid(e.to_string()))?;
+    let to_last: Vec<usize> = (0..rank).filter(|&r| r != ax).chain([ax]).collect();
+    let mut back = vec![0; rank];
+    for (position, &r) in to_last.iter().enumerate() {
+        back[r] = position;
+    }
+    Ok(Lowered::chain(vec![
+        (Op::Cast { to: DType::F32, saturate: false }, vec![x(ctx)]),
+        (Op::Transpose(to_last), vec![step(0)]),
+        (Op::MatMul, vec![step(1), Some(Operand::Constant(tri))]),
+        (Op::Transpose(back), vec![step(2)]),
+        (Op::Cast { to: xt.dtype, saturate: false }, vec![step(3)]),
+    ]))
 }
 
 /// `out[…, j, …] = values[1]` where `j` (on `axis`) is the index (negative ones counted from the

@@ -41,6 +41,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
     "ConvTranspose",
     "Cos",
+    "CumSum",
     "DepthToSpace",
     "Div",
     "Dropout",
