@@ -28,9 +28,15 @@ use veltair_load::MachineCode;
 /// Highest output rank the broadcast kernel accepts.
 pub const MAX_RANK: usize = 8;
 
-/// Whether [`emit_unary`] can emit `op` (every operator but `Sin`, `Cos` and `Not`).
+/// Whether [`emit_unary`] can emit `op` (every operator but the trigonometric and hyperbolic
+/// ones other than `Tanh`, and `Not`).
 pub fn unary_supported(op: &UnaryOp) -> bool {
-    !matches!(op, UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Not)
+    !matches!(op, UnaryOp::Not) && !is_trigonometric(op)
+}
+
+fn is_trigonometric(op: &UnaryOp) -> bool {
+    use UnaryOp::*;
+    matches!(op, Sin | Cos | Tan | Asin | Acos | Atan | Sinh | Cosh | Asinh | Acosh | Atanh)
 }
 
 /// Emits `op` on the f32x4 `x`. Panics on operators [`unary_supported`] refuses.
@@ -155,9 +161,7 @@ pub fn emit_unary(b: &mut FunctionBuilder, op: &UnaryOp, x: Value) -> Value {
             let s = math::sigmoid(b, two_u);
             b.ins().fmul(x, s)
         }
-        UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Not => {
-            panic!("element-wise {op:?} is not supported (check unary_supported first)")
-        }
+        _ => panic!("element-wise {op:?} is not supported (check unary_supported first)"),
     }
 }
 

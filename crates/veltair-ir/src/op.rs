@@ -79,6 +79,17 @@ pub enum UnaryOp {
     Round,
     Sin,
     Cos,
+    /// Trigonometric and hyperbolic functions the reference evaluator computes; generated code
+    /// does not have them yet.
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
     Tanh,
     Sigmoid,
     /// `x · sigmoid(x)` (SiLU / Swish), formed by a graph pass from Mul(x, Sigmoid(x)).

@@ -1,9 +1,10 @@
 //! Neural-network operators: convolutions (auto_pad resolved against the input shape), Gemm,
-//! MatMul, pooling, normalisations and Softmax (2-D coercion before opset 13).
+//! MatMul, pooling (LpPool as steps around an average), normalisations and Softmax (2-D
+//! coercion before opset 13).
 
-use super::{axis, invalid, unsupported, Lowered, NodeCtx};
+use super::{axis, invalid, unsupported, Body, Lowered, NodeCtx, Operand};
 use crate::NodeProblem;
-use veltair_ir::{ConvAttrs, Op, PoolAttrs};
+use veltair_ir::{BinaryOp, ConvAttrs, Op, PoolAttrs, UnaryOp};
 
 pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> {
     let a = &ctx.attrs;
@@ -27,6 +28,7 @@ pub fn convert(op: &str, ctx: &NodeCtx) -> Result<Option<Lowered>, NodeProblem> 
             ctx.op(Op::MaxPool(pool_attrs(ctx)?), &[0])
         }
         "AveragePool" => ctx.op(Op::AveragePool(pool_attrs(ctx)?), &[0]),
+        "LpPool" => lp_pool(ctx)?,
         "GlobalAveragePool" => ctx.op(Op::GlobalAveragePool, &[0]),
         "GlobalMaxPool" => ctx.op(Op::GlobalMaxPool, &[0]),
         "BatchNormalization" => {
@@ -192,6 +194,32 @@ fn conv_transpose(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
         }
     }
     Ok(ctx.op(Op::ConvTranspose { conv: a, output_padding }, &[0, 1, 2]))
+}
+
+/// `(Σ_window |x|^p)^(1/p)` over zero-padded windows, as steps: the window sum is an average
+/// that counts padding, times the window size (so windows past the padding, from `ceil_mode`,
+/// are refused).
+fn lp_pool(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
+    let attrs = PoolAttrs { count_include_pad: true, ..pool_attrs(ctx)? };
+    if attrs.ceil_mode {
+        return Err(unsupported("LpPool with ceil_mode"));
+    }
+    let p = ctx.attrs.int_or("p", 2)?;
+    if p < 1 {
+        return Err(invalid(format!("p must be positive, is {p}")));
+    }
+    let window = attrs.kernel.iter().product::<usize>() as f32;
+    let mut body = Body::new(ctx.ty(0)?.dtype);
+    let x = Operand::Value(ctx.input(0).ok_or_else(|| invalid("the input is missing"))?);
+    let magnitude = body.unary(UnaryOp::Abs, x);
+    let power = body.scalar(p as f32)?;
+    let powered = body.binary(BinaryOp::Pow, magnitude, power);
+    let mean = body.push(Op::AveragePool(attrs), vec![powered]);
+    let size = body.scalar(window)?;
+    let sum = body.binary(BinaryOp::Mul, mean, size);
+    let root = body.scalar(1.0 / p as f32)?;
+    let y = body.binary(BinaryOp::Pow, sum, root);
+    Ok(body.finish(vec![y]))
 }
 
 fn pool_attrs(ctx: &NodeCtx) -> Result<PoolAttrs, NodeProblem> {
