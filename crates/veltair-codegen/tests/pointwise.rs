@@ -11,7 +11,7 @@ mod common;
 
 use common::values;
 use proptest::prelude::*;
-use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep};
+use veltair_codegen::pointwise::{compile_pointwise, PointwiseSpec, PointwiseStep, MAX_RANK};
 use veltair_codegen::{CodegenError, OptLevel, Target};
 use veltair_ir::{BinaryOp, Op, Tensor, UnaryOp};
 use veltair_load::LoadedKernel;
@@ -314,7 +314,7 @@ fn unsupported_layers_are_refused() {
     };
     let bin = |op, input| PointwiseStep::Binary { op, input, operand_first: false };
     let refused = [
-        spec(vec![1; 7], vec![vec![1; 7]], vec![]),
+        spec(vec![1; MAX_RANK + 1], vec![vec![1; MAX_RANK + 1]], vec![]),
         spec(vec![4], vec![vec![4]], vec![PointwiseStep::Unary(UnaryOp::Sin)]),
         spec(vec![4], vec![vec![4], vec![4]], vec![bin(BinaryOp::Mod { fmod: true }, 1)]),
         spec(vec![4], vec![vec![4]], vec![bin(BinaryOp::Add, 1)]),
