@@ -248,14 +248,7 @@ impl PointwiseSpec {
             return fail("element-wise layer without inputs".into());
         }
         checked_numel(&self.out_shape).map_err(|e| CodegenError::Schedule(e.to_string()))?;
-        for (i, s) in self.inputs.iter().enumerate() {
-            let off = rank.checked_sub(s.len());
-            let fits =
-                off.is_some_and(|off| s.iter().enumerate().all(|(a, &d)| d == 1 || d == self.out_shape[off + a]));
-            if !fits {
-                return fail(format!("input #{i} of shape {s:?} does not broadcast to {:?}", self.out_shape));
-            }
-        }
+        check_broadcast(&self.out_shape, &self.inputs)?;
         for step in &self.steps {
             let ok = match step {
                 PointwiseStep::Unary(u) => unary_supported(u),
@@ -278,6 +271,20 @@ impl PointwiseSpec {
 pub(crate) struct Nest {
     pub dims: Vec<usize>,
     pub strides: Vec<Vec<usize>>,
+}
+
+/// Refuses an input that does not broadcast (numpy rules, aligned right) to `out_shape`.
+pub(crate) fn check_broadcast(out_shape: &[usize], inputs: &[Vec<usize>]) -> Result<(), CodegenError> {
+    for (i, s) in inputs.iter().enumerate() {
+        let off = out_shape.len().checked_sub(s.len());
+        let fits = off.is_some_and(|off| s.iter().enumerate().all(|(a, &d)| d == 1 || d == out_shape[off + a]));
+        if !fits {
+            return Err(CodegenError::Schedule(format!(
+                "input #{i} of shape {s:?} does not broadcast to {out_shape:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The loop nest of an output of `out_shape` over `inputs` broadcast to it.

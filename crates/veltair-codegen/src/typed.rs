@@ -12,7 +12,7 @@
 //! Argument table: `[input 0, input 1, …, output]`. Only the output is written.
 
 use crate::builder::{build_kernel, counted_loop, mem, thread_range};
-use crate::pointwise::{advance, nest, odometer, MAX_RANK};
+use crate::pointwise::{advance, check_broadcast, nest, odometer, MAX_RANK};
 use crate::remainder::emit_mod;
 use crate::round::{emit_round, rounds_to};
 use crate::tiling::{access, elementwise_lanes, Domain, Schedule};
@@ -241,14 +241,7 @@ impl TypedSpec {
         if n as u64 * 8 >= 1 << 31 {
             return fail(format!("typed element-wise output of {n} elements"));
         }
-        for (i, s) in self.inputs.iter().enumerate() {
-            let off = rank.checked_sub(s.len());
-            let fits =
-                off.is_some_and(|off| s.iter().enumerate().all(|(a, &d)| d == 1 || d == self.out_shape[off + a]));
-            if !fits {
-                return fail(format!("input #{i} of shape {s:?} does not broadcast to {:?}", self.out_shape));
-            }
-        }
+        check_broadcast(&self.out_shape, &self.inputs)?;
         Ok(())
     }
 }

@@ -15,6 +15,21 @@ pub struct ConvAttrs {
     pub group: usize,
 }
 
+impl ConvAttrs {
+    /// The attributes with every per-axis list rewritten by `f(list, neutral)`, `neutral` being
+    /// the value of an axis that does nothing (1 for kernel, strides and dilations; 0 for pads).
+    pub fn map_axes(&self, f: impl Fn(&[usize], usize) -> Vec<usize>) -> ConvAttrs {
+        ConvAttrs {
+            kernel: f(&self.kernel, 1),
+            strides: f(&self.strides, 1),
+            dilations: f(&self.dilations, 1),
+            pads_begin: f(&self.pads_begin, 0),
+            pads_end: f(&self.pads_end, 0),
+            group: self.group,
+        }
+    }
+}
+
 /// Pooling geometry, with padding resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolAttrs {
@@ -28,6 +43,20 @@ pub struct PoolAttrs {
     pub count_include_pad: bool,
     /// MaxPool indices output: `true` for column-major (storage_order = 1).
     pub column_major_indices: bool,
+}
+
+impl PoolAttrs {
+    /// Like [`ConvAttrs::map_axes`].
+    pub fn map_axes(&self, f: impl Fn(&[usize], usize) -> Vec<usize>) -> PoolAttrs {
+        PoolAttrs {
+            kernel: f(&self.kernel, 1),
+            strides: f(&self.strides, 1),
+            dilations: f(&self.dilations, 1),
+            pads_begin: f(&self.pads_begin, 0),
+            pads_end: f(&self.pads_end, 0),
+            ..self.clone()
+        }
+    }
 }
 
 /// Element-wise operations of one or more broadcast inputs, applied left to right.

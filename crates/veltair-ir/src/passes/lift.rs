@@ -4,7 +4,7 @@
 //! attributes given a leading unit axis, results viewed back to their 1-D shapes.
 
 use super::rewrite::{replace_nodes, Rewrite};
-use crate::{ConvAttrs, Graph, IrError, Node, Op, PoolAttrs};
+use crate::{Graph, IrError, Node, Op};
 
 /// Rewrites every Conv, ConvTranspose, MaxPool, AveragePool and global pooling over one spatial
 /// axis (fused epilogues included) into its 2-D form. Returns the number rewritten.
@@ -32,37 +32,15 @@ fn lead(v: &[usize], unit: usize) -> Vec<usize> {
     [unit].iter().chain(v).copied().collect()
 }
 
-fn lift_conv(a: &ConvAttrs) -> ConvAttrs {
-    ConvAttrs {
-        kernel: lead(&a.kernel, 1),
-        strides: lead(&a.strides, 1),
-        dilations: lead(&a.dilations, 1),
-        pads_begin: lead(&a.pads_begin, 0),
-        pads_end: lead(&a.pads_end, 0),
-        group: a.group,
-    }
-}
-
-fn lift_pool(a: &PoolAttrs) -> PoolAttrs {
-    PoolAttrs {
-        kernel: lead(&a.kernel, 1),
-        strides: lead(&a.strides, 1),
-        dilations: lead(&a.dilations, 1),
-        pads_begin: lead(&a.pads_begin, 0),
-        pads_end: lead(&a.pads_end, 0),
-        ..a.clone()
-    }
-}
-
 /// The 2-D form of a layer operator over one spatial axis, `None` for anything else.
 fn lift_op(op: &Op) -> Option<Op> {
     Some(match op {
-        Op::Conv(a) if a.kernel.len() == 1 => Op::Conv(lift_conv(a)),
+        Op::Conv(a) if a.kernel.len() == 1 => Op::Conv(a.map_axes(lead)),
         Op::ConvTranspose { conv, output_padding } if conv.kernel.len() == 1 => {
-            Op::ConvTranspose { conv: lift_conv(conv), output_padding: lead(output_padding, 0) }
+            Op::ConvTranspose { conv: conv.map_axes(lead), output_padding: lead(output_padding, 0) }
         }
-        Op::MaxPool(a) if a.kernel.len() == 1 => Op::MaxPool(lift_pool(a)),
-        Op::AveragePool(a) if a.kernel.len() == 1 => Op::AveragePool(lift_pool(a)),
+        Op::MaxPool(a) if a.kernel.len() == 1 => Op::MaxPool(a.map_axes(lead)),
+        Op::AveragePool(a) if a.kernel.len() == 1 => Op::AveragePool(a.map_axes(lead)),
         Op::Fused { main, main_inputs, epilogue } => {
             Op::Fused { main: Box::new(lift_op(main)?), main_inputs: *main_inputs, epilogue: epilogue.clone() }
         }

@@ -23,21 +23,7 @@ pub fn pool_3d_separably(graph: &mut Graph) -> usize {
 /// The attributes over the spatial axes `axes` of `a`, with a unit window on the extra axis
 /// `unit_last` adds.
 fn over(a: &PoolAttrs, axes: &[usize], unit_last: bool) -> PoolAttrs {
-    let pick = |v: &[usize], unit: usize| {
-        let mut out: Vec<usize> = axes.iter().map(|&i| v[i]).collect();
-        if unit_last {
-            out.push(unit);
-        }
-        out
-    };
-    PoolAttrs {
-        kernel: pick(&a.kernel, 1),
-        strides: pick(&a.strides, 1),
-        dilations: pick(&a.dilations, 1),
-        pads_begin: pick(&a.pads_begin, 0),
-        pads_end: pick(&a.pads_end, 0),
-        ..a.clone()
-    }
+    a.map_axes(|v, neutral| axes.iter().map(|&i| v[i]).chain(unit_last.then_some(neutral)).collect())
 }
 
 fn separate(r: &mut Rewrite, node: &Node, a: &PoolAttrs) -> Result<(), IrError> {
