@@ -5,7 +5,7 @@
 
 use crate::plan::{Port, Storage};
 use crate::Plan;
-use veltair_ir::{bf16, f16, narrow, DType, Tensor, TensorData};
+use veltair_ir::{f16, narrow, DType, Tensor, TensorData};
 
 /// Why an input cannot be taken.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,7 @@ pub(crate) fn typed_floats(dtype: DType, v: impl Iterator<Item = f64>) -> Tensor
     match dtype {
         DType::F64 => TensorData::F64(v.collect()),
         DType::F16 => TensorData::F16(v.map(f16::from_f64).collect()),
-        DType::BF16 => TensorData::BF16(v.map(bf16::from_f64).collect()),
+        DType::BF16 => TensorData::BF16(v.map(narrow::bf16_of).collect()),
         d if d.is_narrow() => TensorData::Narrow(d, v.map(|x| narrow::cast(d, x, false)).collect()),
         _ => TensorData::F32(v.map(|x| x as f32).collect()),
     }

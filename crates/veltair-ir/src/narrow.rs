@@ -35,12 +35,12 @@ pub enum Specials {
     None,
 }
 
-/// The format of f16 and of the 8- and 4-bit float types (not bf16, whose grid is f32's with
-/// 16 mantissa bits dropped, nor E8M0, a bare exponent).
+/// The format of f16, bf16 and the 8- and 4-bit float types (not E8M0, a bare exponent).
 pub fn float_format(dtype: DType) -> Option<FloatFormat> {
     let f = |exp_bits, mant_bits, bias, specials, max| Some(FloatFormat { exp_bits, mant_bits, bias, specials, max });
     match dtype {
         DType::F16 => f(5, 10, 15, Specials::Ieee, 65504.0),
+        DType::BF16 => f(8, 7, 127, Specials::Ieee, 3.389_531_389_251_535_5e38),
         DType::F8E4M3FN => f(4, 3, 7, Specials::FiniteNan, 448.0),
         DType::F8E4M3FNUZ => f(4, 3, 8, Specials::Fnuz, 240.0),
         DType::F8E5M2 => f(5, 2, 15, Specials::Ieee, 57344.0),
@@ -158,6 +158,12 @@ pub fn cast(dtype: DType, x: f64, saturate: bool) -> f32 {
     }
 }
 
+/// `x` rounded to the nearest bf16 (ties to even). `half`'s own conversion from f64 drops the
+/// low 32 bits before rounding, which can round the wrong way.
+pub fn bf16_of(x: f64) -> crate::bf16 {
+    crate::bf16::from_f32(cast(DType::BF16, x, false))
+}
+
 /// E8M0 (a bare power-of-two exponent): the f32 exponent, plus one when the mantissa is
 /// nonzero, saturating at the largest exponent; inf and NaN become NaN.
 fn e8m0_round_up(x: f32, saturate: bool) -> f32 {
@@ -193,6 +199,15 @@ mod tests {
             let x = x * 2f64.powi(i % 40 - 30);
             assert_eq!(cast(DType::F16, x, false) as f64, crate::f16::from_f64(x).to_f64(), "{x:e}");
         }
+    }
+
+    #[test]
+    fn bf16_rounds_on_every_bit() {
+        // 0x42b28004: above the halfway point only in bits f64-to-bf16 truncation drops.
+        let x = f32::from_bits(0x42b2_8004) as f64;
+        assert_eq!(bf16_of(x).to_f32(), 89.5);
+        assert_eq!(bf16_of(1.0 + 2f64.powi(-8)).to_f32(), 1.0, "a tie goes to even");
+        assert_eq!(bf16_of(3.4e38).to_f32(), f32::INFINITY);
     }
 
     #[test]

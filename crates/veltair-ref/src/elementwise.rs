@@ -440,7 +440,7 @@ pub fn cast_data(d: &TensorData, to: DType) -> TensorData {
             DType::F32 => TensorData::F32(f.iter().map(|&x| x as f32).collect()),
             DType::F64 => TensorData::F64(f),
             DType::F16 => TensorData::F16(f.iter().map(|&x| f16::from_f64(x)).collect()),
-            DType::BF16 => TensorData::BF16(f.iter().map(|&x| bf16::from_f64(x)).collect()),
+            DType::BF16 => TensorData::BF16(f.iter().map(|&x| narrow::bf16_of(x)).collect()),
             _ => TensorData::Bool(f.iter().map(|&x| x != 0.0).collect()),
         };
     }

@@ -207,7 +207,7 @@ impl FromPad for f16 {
 }
 impl FromPad for bf16 {
     fn from_pad(v: f64) -> Self {
-        bf16::from_f64(v)
+        veltair_ir::narrow::bf16_of(v)
     }
 }
 impl FromPad for bool {
