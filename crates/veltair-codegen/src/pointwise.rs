@@ -292,7 +292,8 @@ pub(crate) fn nest(out_shape: &[usize], inputs: &[Vec<usize>]) -> Nest {
     let rank = out_shape.len();
     let n = inputs.len();
     if out_shape.contains(&0) {
-        return Nest { dims: vec![0], strides: vec![vec![0]; n] };
+        // No rows at all (not one row of no elements: row code may touch its first element).
+        return Nest { dims: vec![0, 0], strides: vec![vec![0, 0]; n] };
     }
     let (mut dims, mut strides) = (Vec::new(), vec![Vec::new(); n]);
     let mut last: Option<Vec<bool>> = None;

@@ -431,3 +431,22 @@ fn pow_follows_numpy_rules_within_tolerance() {
         assert!(close, "{}^{}: got {g}, want {w}", xs[i], ys[i]);
     }
 }
+
+/// An empty output (an axis of 0) runs no row at all: empty buffers are never touched.
+#[test]
+fn empty_outputs_touch_no_memory() {
+    for shape in [vec![2, 0, 4], vec![0], vec![3, 5, 0]] {
+        let spec = PointwiseSpec {
+            out_shape: shape.clone(),
+            inputs: vec![shape.clone(), vec![1]],
+            steps: vec![
+                PointwiseStep::Unary(UnaryOp::Exp),
+                PointwiseStep::Binary { op: BinaryOp::Add, input: 1, operand_first: false },
+            ],
+        };
+        for threads in [1, 2] {
+            let out = run(&spec, &[Vec::new(), vec![1.0]], threads, OptLevel::None);
+            assert!(out.is_empty(), "{shape:?}");
+        }
+    }
+}

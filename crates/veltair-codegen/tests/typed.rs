@@ -268,3 +268,15 @@ proptest! {
         check_remainders(&pairs, fmod);
     }
 }
+
+/// An empty output (an axis of 0) runs no row at all: empty buffers are never touched.
+#[test]
+fn empty_typed_outputs_touch_no_memory() {
+    for shape in [vec![2, 0, 4], vec![0]] {
+        let x = Tensor::from_i64(shape.clone(), Vec::new()).unwrap();
+        let op = TypedOp::Cast { from: Scalar::Int(IntType { bits: 64, signed: true }), to: Scalar::Float };
+        let spec = TypedSpec { out_shape: shape.clone(), inputs: vec![shape.clone()], op };
+        let got = run(&spec, std::slice::from_ref(&x), DType::F32, 2);
+        assert_eq!(got.numel(), 0, "{shape:?}");
+    }
+}

@@ -10,7 +10,7 @@ use veltair_codegen::copy::{compile_copy, CopySpec};
 use veltair_codegen::tiling::describe;
 use veltair_codegen::{CodegenError, Target};
 use veltair_exec::{Plan, Storage};
-use veltair_ir::{DType, Graph, Node, NodeStats, Op, ValueId};
+use veltair_ir::{DType, Graph, Node, NodeStats, Op, Tensor, ValueId};
 use veltair_load::MachineCode;
 
 /// Lowering choices.
@@ -75,6 +75,7 @@ pub fn lower(graph: &Graph, target: &Target, options: &LowerOptions) -> Result<P
         locs: HashMap::new(),
         concat_slots: concat_slots(graph),
         written_in_place: HashSet::new(),
+        folded: HashMap::new(),
     };
     let mut inputs = Vec::new();
     for &v in &graph.inputs {
@@ -139,6 +140,9 @@ pub struct Lowerer<'a> {
     pub concat_slots: HashMap<ValueId, ConcatSlot>,
     /// Values that were written into their Concat's output (the Concat skips them).
     pub written_in_place: HashSet<ValueId>,
+    /// Results of nodes that read no data (every runtime input empty), evaluated at compile
+    /// time: constants like the graph's own.
+    folded: HashMap<ValueId, Tensor>,
 }
 
 /// Where a Concat input lives inside the Concat's (NHWC) output.
@@ -235,7 +239,7 @@ impl Lowerer<'_> {
             return Ok(arg);
         }
         let value = self.graph.value(v);
-        if let Some(t) = &value.constant {
+        if let Some(t) = value.constant.as_ref().or_else(|| self.folded.get(&v)) {
             let slots = match Storage::of(value.ty.dtype) {
                 Storage::I64 => t
                     .data()
@@ -312,7 +316,40 @@ impl Lowerer<'_> {
         }
     }
 
+    /// Evaluates `node` at compile time when it reads no data: it has a runtime input and every
+    /// runtime input is empty (a reduction over an empty axis, say). `Ok(false)` otherwise.
+    fn fold_data_free(&mut self, node: &Node) -> Result<bool, Fail> {
+        let runtime = |v: &ValueId| self.graph.value(*v).constant.is_none() && !self.folded.contains_key(v);
+        let mut inputs = node.inputs.iter().flatten().filter(|v| runtime(v)).peekable();
+        if inputs.peek().is_none() || !inputs.all(|&v| self.graph.value(v).ty.numel() == 0) {
+            return Ok(false);
+        }
+        let args: Vec<Option<Tensor>> = node
+            .inputs
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    let value = self.graph.value(v);
+                    value
+                        .constant
+                        .clone()
+                        .or_else(|| self.folded.get(&v).cloned())
+                        .unwrap_or_else(|| Tensor::zeros(&value.ty))
+                })
+            })
+            .collect();
+        let refs: Vec<Option<&Tensor>> = args.iter().map(Option::as_ref).collect();
+        let results = veltair_ref::eval_op(&node.op, &refs).map_err(|e| Fail::Unsupported(e.to_string()))?;
+        for (&o, t) in node.outputs.iter().zip(results) {
+            self.folded.insert(o, t);
+        }
+        Ok(true)
+    }
+
     fn node(&mut self, node: &Node) -> Result<(), Fail> {
+        if self.fold_data_free(node)? {
+            return Ok(());
+        }
         let values = || node.inputs.iter().flatten().chain(&node.outputs).map(|&v| self.graph.value(v));
         if let Some(v) = values().find(|v| v.ty.dtype.is_narrow()).filter(|_| !matches!(node.op, Op::Cast { .. })) {
             return unsupported(format!("`{}` has the narrow element type {}", v.name, v.ty.dtype));
