@@ -156,6 +156,7 @@ fn show(t: &Tensor) -> String {
 mod tests {
     use super::*;
     use crate::Constants;
+    use veltair_ir::bf16;
 
     fn plan(inputs: Vec<Port>, outputs: Vec<Port>, arena_elems: usize) -> Plan {
         Plan {
