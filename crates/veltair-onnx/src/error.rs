@@ -12,6 +12,9 @@ pub struct UnsupportedOp {
     pub domain: String,
 }
 
+/// Operators whose output shape depends on input values: refused, with a message saying why.
+const DATA_DEPENDENT_SHAPES: &[&str] = &["NonZero", "NonMaxSuppression", "Unique", "Compress"];
+
 /// What went wrong with one node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeProblem {
@@ -89,7 +92,12 @@ impl fmt::Display for ImportError {
                 write!(f, "{} node(s) use operators veltair does not support (opset {opset}):", ops.len())?;
                 for o in ops {
                     let domain = if o.domain.is_empty() { String::new() } else { format!(" in domain '{}'", o.domain) };
-                    write!(f, "\n  node '{}': {}{}", o.node, o.op, domain)?;
+                    let why = if o.domain.is_empty() && DATA_DEPENDENT_SHAPES.contains(&o.op.as_str()) {
+                        " (its output shape depends on the input values; veltair compiles static shapes only)"
+                    } else {
+                        ""
+                    };
+                    write!(f, "\n  node '{}': {}{}{}", o.node, o.op, domain, why)?;
                 }
                 Ok(())
             }
@@ -123,3 +131,17 @@ impl fmt::Display for ImportError {
 }
 
 impl std::error::Error for ImportError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dependent_shapes_are_named_as_the_reason() {
+        let op = |op: &str| UnsupportedOp { node: "#0".into(), op: op.into(), domain: String::new() };
+        let e = ImportError::Unsupported { opset: 13, ops: vec![op("NonZero"), op("LSTM")] };
+        let text = e.to_string();
+        assert!(text.contains("NonZero (its output shape depends on the input values"), "{text}");
+        assert!(text.ends_with("node '#0': LSTM"), "{text}");
+    }
+}
