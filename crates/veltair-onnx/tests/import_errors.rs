@@ -196,6 +196,21 @@ fn clip_bounds_from_attributes_and_inputs_agree() {
 }
 
 #[test]
+fn integer_clip_is_max_then_min_in_the_input_type() {
+    let mut m = spec(
+        vec![node("Clip", "c", &["x", "lo", "hi"], &["y"], vec![])],
+        vec![value("x", 7, &[5])],
+        vec![value("y", 7, &[5])],
+    );
+    m.initializers = vec![tensor_i64("lo", &[], vec![-1]), tensor_i64("hi", &[], vec![3])];
+    let g = import(&model(m), &ImportOptions::default()).unwrap();
+    assert!(g.nodes.iter().all(|n| !matches!(n.op, Op::Unary(_))), "integer Clip stays a float unary");
+    let x = Tensor::from_i64(vec![5], vec![-7, -1, 0, 3, 9]).unwrap();
+    let y = veltair_ref::evaluate(&g, std::slice::from_ref(&x)).unwrap().remove(0);
+    assert_eq!(y.data().to_i64_vec(), vec![-1, -1, 0, 3, 3]);
+}
+
+#[test]
 fn initializer_listed_as_input_is_a_constant() {
     let mut s = spec(
         vec![node("Add", "a", &["x", "w"], &["y"], vec![])],

@@ -1,6 +1,6 @@
 //! Element-wise operators: arithmetic (with the pre-opset-7 `broadcast`/`axis` form),
 //! comparisons, logic, bitwise operators and shifts, unary math, Clip (attributes before
-//! opset 11, inputs after), Cast.
+//! opset 11, inputs after; on integers as Max/Min steps), Cast.
 
 use super::{invalid, unsupported, Lowered, NodeCtx, Operand, Produced};
 use crate::tensor_proto::{dtype_of, onnx_type_name};
@@ -137,7 +137,27 @@ fn clip(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     } else {
         (ctx.scalar(1)?, ctx.scalar(2)?)
     };
-    Ok(ctx.op(Op::Unary(UnaryOp::Clip { min, max }), &[0]))
+    let dtype = ctx.ty(0)?.dtype;
+    if dtype.is_float() || dtype == veltair_ir::DType::Bool {
+        return Ok(ctx.op(Op::Unary(UnaryOp::Clip { min, max }), &[0]));
+    }
+    // Integers: Max with the lower bound, then Min with the upper, both in the input's type
+    // (integer arithmetic the generated code has).
+    let mut steps = Vec::new();
+    let mut current = ctx.input(0).map(Operand::Value);
+    for (bound, op) in [(min, BinaryOp::Max), (max, BinaryOp::Min)] {
+        let Some(bound) = bound else { continue };
+        // As f64, so the cast saturates a bound beyond the type's range instead of wrapping it.
+        let t =
+            Tensor::new(Vec::new(), veltair_ir::TensorData::F64(vec![bound])).map_err(|e| invalid(e.to_string()))?;
+        steps.push((Op::Cast { to: dtype, saturate: false }, vec![Some(Operand::Constant(t))]));
+        steps.push((Op::Binary(op), vec![current, Some(Operand::Step(steps.len() - 1))]));
+        current = Some(Operand::Step(steps.len() - 1));
+    }
+    if steps.is_empty() {
+        return Ok(Lowered::Values(vec![Produced::Existing(ctx.input(0).ok_or_else(|| invalid("missing input"))?)]));
+    }
+    Ok(Lowered::chain(steps))
 }
 
 fn cast(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
