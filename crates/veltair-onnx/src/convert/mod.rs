@@ -307,32 +307,28 @@ impl<'a> NodeCtx<'a> {
     }
 }
 
+/// A family's converter: `None` when the operator is not one of its own.
+type Converter = fn(&str, &NodeCtx) -> Result<Option<Lowered>, NodeProblem>;
+
+/// Every operator family, asked in turn.
+const FAMILIES: [Converter; 8] = [
+    elementwise::convert,
+    arg::convert,
+    attention::convert,
+    loss::convert,
+    functions::convert,
+    nn::convert,
+    layout::convert,
+    reduce_resize::convert,
+];
+
 /// Converts one node.
 pub fn convert(ctx: &NodeCtx) -> Result<Lowered, NodeProblem> {
     let op = ctx.node.op_type.as_str();
-    if let Some(l) = elementwise::convert(op, ctx)? {
-        return Ok(l);
-    }
-    if let Some(l) = arg::convert(op, ctx)? {
-        return Ok(l);
-    }
-    if let Some(l) = attention::convert(op, ctx)? {
-        return Ok(l);
-    }
-    if let Some(l) = loss::convert(op, ctx)? {
-        return Ok(l);
-    }
-    if let Some(l) = functions::convert(op, ctx)? {
-        return Ok(l);
-    }
-    if let Some(l) = nn::convert(op, ctx)? {
-        return Ok(l);
-    }
-    if let Some(l) = layout::convert(op, ctx)? {
-        return Ok(l);
-    }
-    if let Some(l) = reduce_resize::convert(op, ctx)? {
-        return Ok(l);
+    for family in FAMILIES {
+        if let Some(l) = family(op, ctx)? {
+            return Ok(l);
+        }
     }
     Err(unsupported(format!("operator {op}")))
 }
